@@ -1,0 +1,138 @@
+"""The one core ``bytes -> bytes`` API that every integration (numcodecs, Zarr, fsspec, CLI) adapts."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import BinaryIO
+
+from .codecs import BlockCodec, make_codec
+from .frame import FrameReader, FrameWriter
+
+#: Codec used when none is named. The LLM codec takes over once its model ships.
+DEFAULT_CODEC = "lz77"
+_COPY_CHUNK = 1 << 20
+
+
+def _as_bytes_view(data) -> memoryview:
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(f"expected a bytes-like object, got {type(data).__name__}") from None
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())
+    return view.cast("B")
+
+
+def compress(
+    data, codec: str | BlockCodec = DEFAULT_CODEC, *, block_size: int | None = None, **params
+) -> bytes:
+    """Compress ``data`` into a self-describing LLMZ frame.
+
+    Parameters
+    ----------
+    data : bytes-like
+        Anything exposing the buffer protocol (bytes, bytearray, memoryview, numpy array).
+    codec : str or BlockCodec
+        A codec name (``"huffman"``, ``"lz77"``, ``"llm"``) or a ready codec instance.
+    block_size : int, optional
+        Original bytes per independently coded block: the unit of random access and
+        parallelism. The codec's default when omitted.
+    **params
+        Codec parameters, e.g. ``level=9`` for ``"lz77"``.
+
+    Returns
+    -------
+    bytes
+        The frame; :func:`decompress` restores ``data`` from it exactly.
+
+    Raises
+    ------
+    CodecError
+        Unknown codec, bad parameter or block size.
+    """
+    view = _as_bytes_view(data)
+    out = io.BytesIO()
+    with FrameWriter(out, _resolve(codec, params), block_size) as writer:
+        writer.write(view)
+    return out.getvalue()
+
+
+def decompress(frame, offset: int = 0, size: int | None = None) -> bytes:
+    """Restore the original bytes of an LLMZ frame, or just a range of them.
+
+    Parameters
+    ----------
+    frame : bytes-like
+        A frame made by :func:`compress` (or any LLMZ writer).
+    offset, size : int, optional
+        Return only ``size`` bytes starting at ``offset`` of the original (to its end when
+        ``size`` is None), decoding only the blocks that hold them.
+
+    Raises
+    ------
+    CorruptDataError
+        The frame is truncated, damaged or not LLMZ.
+    ModelMismatchError
+        The frame needs another model than the one available.
+    """
+    return FrameReader(_as_bytes_view(frame)).read(offset, size)
+
+
+def compress_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    codec: str | BlockCodec = DEFAULT_CODEC,
+    *,
+    block_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    **params,
+) -> int:
+    """Compress everything readable from ``src`` into a frame written to ``dst``.
+
+    Memory stays bounded by a few blocks. ``progress(n)`` is called with each chunk's length.
+    Returns the number of original bytes.
+    """
+    total = 0
+    with FrameWriter(dst, _resolve(codec, params), block_size) as writer:
+        while chunk := src.read(_COPY_CHUNK):
+            writer.write(chunk)
+            total += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return total
+
+
+def decompress_stream(
+    src: BinaryIO, dst: BinaryIO, *, progress: Callable[[int], None] | None = None
+) -> int:
+    """Decompress the frame in the seekable file ``src`` into ``dst``, block by block.
+
+    Returns the number of original bytes written.
+    """
+    reader = FrameReader(src)
+    for block in reader.iter_blocks():
+        dst.write(block)
+        if progress is not None:
+            progress(len(block))
+    return reader.size
+
+
+def open_frame(source) -> FrameReader:
+    """Open a frame (bytes-like or seekable binary file) for random access."""
+    if not isinstance(source, bytes | bytearray | memoryview) and not hasattr(source, "seek"):
+        source = _as_bytes_view(source)
+    return FrameReader(source)
+
+
+def _resolve(codec: str | BlockCodec, params: dict) -> BlockCodec:
+    if isinstance(codec, BlockCodec):
+        if params:
+            raise TypeError("pass parameters to the codec instance, not to compress()")
+        return codec
+    return make_codec(codec, **params)
+
+
+__all__ = ["DEFAULT_CODEC", "compress", "compress_stream", "decompress", "decompress_stream",
+           "open_frame"]
+

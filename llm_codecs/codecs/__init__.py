@@ -1,0 +1,57 @@
+"""Registry of the codecs the LLMZ frame can drive, by name and by per-block method byte.
+
+Codec modules are imported lazily so that ``import llm_codecs`` never pulls in heavy
+dependencies (torch) that only one codec needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from ..errors import CodecError, CorruptDataError
+from .base import METHOD_STORED, BlockCodec
+
+# name -> (module, class, method byte). Method bytes are part of the on-disk format: never reuse.
+_REGISTRY: dict[str, tuple[str, str, int]] = {
+    "huffman": ("llm_codecs.codecs.huffman", "HuffmanCodec", 1),
+    "lz77": ("llm_codecs.codecs.lz77", "LZ77Codec", 2),
+}
+_BY_METHOD = {method: name for name, (_, _, method) in _REGISTRY.items()}
+
+
+def codec_names() -> list[str]:
+    """Return the names accepted by :func:`llm_codecs.compress`."""
+    return sorted(_REGISTRY)
+
+
+def codec_class(name: str) -> type[BlockCodec]:
+    """Return the codec class registered under ``name``."""
+    try:
+        module, cls, _ = _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise CodecError(
+            f"unknown codec {name!r}; known codecs: {', '.join(codec_names())}"
+        ) from None
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_codec(name: str, **params) -> BlockCodec:
+    """Build codec ``name`` with ``params``; unknown parameters raise :class:`CodecError`."""
+    cls = codec_class(name)
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise CodecError(f"bad parameters for codec {name!r}: {exc}") from None
+
+
+@cache
+def codec_for_method(method: int) -> BlockCodec:
+    """Return a default instance able to decode payloads of per-block ``method``."""
+    if method == METHOD_STORED or method not in _BY_METHOD:
+        raise CorruptDataError(f"unknown block method {method}")
+    return make_codec(_BY_METHOD[method])
+
+
+__all__ = ["METHOD_STORED", "BlockCodec", "codec_class", "codec_for_method", "codec_names",
+           "make_codec"]

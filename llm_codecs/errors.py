@@ -1,0 +1,20 @@
+"""The typed errors raised by llm_codecs.
+
+Every failure to decode is a :class:`CodecError`, which is a :class:`ValueError`, so callers that
+already catch ``ValueError`` from numcodecs or zarr keep working.
+"""
+
+
+class CodecError(ValueError):
+    """Base class of every error llm_codecs raises for bad input or parameters."""
+
+
+class CorruptDataError(CodecError):
+    """A frame is truncated, tampered with, or not an LLMZ frame at all."""
+
+
+class ModelMismatchError(CodecError):
+    """A frame was made with another model than the one available to decode it."""
+
+
+__all__ = ["CodecError", "CorruptDataError", "ModelMismatchError"]

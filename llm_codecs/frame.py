@@ -1,0 +1,369 @@
+"""The LLMZ container: header, independently coded blocks, block index and footer.
+
+The frame knows nothing about any codec beyond the :class:`~llm_codecs.codecs.BlockCodec`
+contract. It owns everything the codecs share: block splitting, the per-block method choice
+(stored when coding does not pay), checksums, size limits, streaming writes and random-access
+reads. ``docs/format.md`` specifies the layout byte by byte; the constants below are that spec.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from .codecs import METHOD_STORED, BlockCodec, make_codec
+from .errors import CodecError, CorruptDataError, ModelMismatchError
+
+MAGIC = b"LLMZ"
+FOOTER_MAGIC = b"ZMLL"
+FORMAT_VERSION = 1
+
+#: magic, version, flags, length of the JSON header that follows.
+_PREAMBLE = struct.Struct("<4sBBI")
+_CRC = struct.Struct("<I")
+#: offset, compressed length, original length, method, payload CRC-32, data CRC-32.
+_INDEX_ENTRY = struct.Struct("<QIIBII")
+#: index offset, block count, original size, index CRC-32, footer CRC-32, footer magic.
+_FOOTER = struct.Struct("<QQQII4s")
+
+INDEX_ENTRY_SIZE = _INDEX_ENTRY.size
+FOOTER_SIZE = _FOOTER.size
+#: Longest JSON header a reader accepts; real headers are a few hundred bytes.
+MAX_HEADER_JSON = 1 << 16
+#: Largest block size any frame may declare (and so the most one block decode allocates).
+MAX_BLOCK_SIZE = 64 << 20
+MIN_FRAME_SIZE = _PREAMBLE.size + 2 + _CRC.size + FOOTER_SIZE
+
+
+def _crc(data) -> int:
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    """What a frame says about itself before its first block.
+
+    Attributes
+    ----------
+    codec : str
+        Registered codec name (``"huffman"``, ``"lz77"``, ``"llm"``).
+    params : dict
+        The codec's parameters, enough to rebuild it.
+    block_size : int
+        Original bytes per block; every block but the last holds exactly this many.
+    fingerprint : dict or None
+        Identity facts the decoder must match (model hash, numerics), codec-defined.
+    """
+
+    codec: str
+    params: dict[str, Any]
+    block_size: int
+    fingerprint: dict[str, Any] | None = None
+
+    def to_bytes(self) -> bytes:
+        """Serialise the header (preamble, JSON, CRC-32)."""
+        body = json.dumps(
+            {
+                "codec": self.codec,
+                "params": self.params,
+                "block_size": self.block_size,
+                "fingerprint": self.fingerprint,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+        if len(body) > MAX_HEADER_JSON:
+            raise CodecError(f"frame header too large ({len(body)} bytes)")
+        head = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, len(body)) + body
+        return head + _CRC.pack(_crc(head))
+
+    @classmethod
+    def parse(cls, read_at, total: int) -> tuple[FrameHeader, int]:
+        """Parse the header through ``read_at(offset, n)``; return it and its length."""
+        preamble = read_at(0, _PREAMBLE.size)
+        if len(preamble) < _PREAMBLE.size:
+            raise CorruptDataError("truncated frame: no room for a header")
+        magic, version, flags, json_len = _PREAMBLE.unpack(preamble)
+        if magic != MAGIC:
+            raise CorruptDataError("not an LLMZ frame (bad magic)")
+        if version != FORMAT_VERSION:
+            raise CorruptDataError(
+                f"unsupported LLMZ format version {version} (this build reads {FORMAT_VERSION})"
+            )
+        if flags != 0:
+            raise CorruptDataError(f"unknown header flags {flags:#x}")
+        end = _PREAMBLE.size + json_len + _CRC.size
+        if json_len > MAX_HEADER_JSON or end + FOOTER_SIZE > total:
+            raise CorruptDataError(f"declared header length {json_len} does not fit the frame")
+        rest = read_at(_PREAMBLE.size, json_len + _CRC.size)
+        if len(rest) != json_len + _CRC.size:
+            raise CorruptDataError("truncated frame header")
+        body, (stored_crc,) = rest[:json_len], _CRC.unpack(rest[json_len:])
+        if _crc(preamble + body) != stored_crc:
+            raise CorruptDataError("frame header checksum mismatch")
+        try:
+            fields = json.loads(body)
+            header = cls(
+                codec=fields["codec"],
+                params=fields["params"],
+                block_size=fields["block_size"],
+                fingerprint=fields.get("fingerprint"),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptDataError(f"malformed frame header: {exc}") from None
+        if (
+            not isinstance(header.codec, str)
+            or not isinstance(header.params, dict)
+            or not isinstance(header.fingerprint, dict | None)
+            or isinstance(header.block_size, bool)
+            or not isinstance(header.block_size, int)
+            or not 1 <= header.block_size <= MAX_BLOCK_SIZE
+        ):
+            raise CorruptDataError("malformed frame header fields")
+        return header, end
+
+
+@dataclass(frozen=True)
+class BlockEntry:
+    """One row of the block index."""
+
+    offset: int
+    compressed_size: int
+    size: int
+    method: int
+    payload_crc: int
+    data_crc: int
+
+
+def check_block_size(codec: BlockCodec | type[BlockCodec], block_size: int | None) -> int:
+    """Return the block size to use with ``codec`` (instance or class), validated."""
+    if block_size is None:
+        return codec.default_block_size
+    limit = min(MAX_BLOCK_SIZE, codec.max_block_size)
+    if isinstance(block_size, bool) or not isinstance(block_size, int):
+        raise CodecError(f"block_size must be an integer, got {block_size!r}")
+    if not 1 <= block_size <= limit:
+        raise CodecError(f"block_size must be between 1 and {limit}, got {block_size}")
+    return block_size
+
+
+class FrameWriter:
+    """Write an LLMZ frame to a binary stream, one block at a time.
+
+    Memory use is bounded by a few blocks whatever the total size, and the stream is only ever
+    appended to (the index and footer go at the end), so ``fileobj`` need not be seekable.
+
+    Parameters
+    ----------
+    fileobj : binary file-like
+        Destination; only ``write`` is used. It is not closed by :meth:`close`.
+    codec : BlockCodec
+        The codec that encodes each block.
+    block_size : int, optional
+        Original bytes per block; the codec's default when omitted.
+    batch_blocks : int, optional
+        How many full blocks to hand to :meth:`BlockCodec.encode_blocks` at once (codecs that
+        batch across blocks, such as the LLM codec, gain from more).
+    """
+
+    def __init__(
+        self,
+        fileobj: BinaryIO,
+        codec: BlockCodec,
+        block_size: int | None = None,
+        batch_blocks: int = 1,
+    ):
+        self._out = fileobj
+        self._codec = codec
+        self.block_size = check_block_size(codec, block_size)
+        self._batch_blocks = max(1, int(batch_blocks))
+        self._pending = bytearray()
+        self._index: list[BlockEntry] = []
+        self._position = 0
+        self._size = 0
+        self.closed = False
+        header = FrameHeader(codec.name, codec.params(), self.block_size, codec.fingerprint())
+        self._emit(header.to_bytes())
+
+    def _emit(self, data: bytes) -> None:
+        self._out.write(data)
+        self._position += len(data)
+
+    def write(self, data) -> int:
+        """Append ``data`` (any bytes-like) to the original stream; return its length."""
+        if self.closed:
+            raise ValueError("write to a closed FrameWriter")
+        view = memoryview(data).cast("B")
+        self._pending += view
+        chunk = self.block_size * self._batch_blocks
+        if len(self._pending) >= chunk:
+            whole = len(self._pending) - len(self._pending) % self.block_size
+            self._encode(self._pending[:whole])
+            del self._pending[:whole]
+        return len(view)
+
+    def _encode(self, data: bytearray) -> None:
+        bs = self.block_size
+        blocks = [bytes(data[i : i + bs]) for i in range(0, len(data), bs)]
+        for block, (method, payload) in zip(blocks, self._codec.encode_blocks(blocks), strict=True):
+            if method == METHOD_STORED or len(payload) >= len(block):
+                method, payload = METHOD_STORED, block
+            entry = BlockEntry(
+                self._position, len(payload), len(block), method, _crc(payload), _crc(block)
+            )
+            self._index.append(entry)
+            self._size += len(block)
+            self._emit(payload)
+
+    def close(self) -> None:
+        """Encode what is buffered, then write the block index and footer."""
+        if self.closed:
+            return
+        if self._pending:
+            self._encode(self._pending)
+            self._pending = bytearray()
+        index = b"".join(
+            _INDEX_ENTRY.pack(
+                e.offset, e.compressed_size, e.size, e.method, e.payload_crc, e.data_crc
+            )
+            for e in self._index
+        )
+        index_offset = self._position
+        self._emit(index)
+        fields = (index_offset, len(self._index), self._size, _crc(index))
+        partial = struct.pack("<QQQI", *fields)
+        self._emit(_FOOTER.pack(*fields, _crc(partial), FOOTER_MAGIC))
+        self.closed = True
+
+    def __enter__(self) -> FrameWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+
+
+class FrameReader:
+    """Random-access reader of an LLMZ frame.
+
+    Opening a frame reads and verifies only its header, footer and block index; blocks are read
+    and decoded on demand, so a range read touches only the blocks that hold it.
+
+    Parameters
+    ----------
+    source : bytes-like or binary file-like
+        The frame. A file object must support ``seek`` and ``read``; reads through it are
+        serialised by a lock, so one reader can serve several threads.
+    codec : BlockCodec, optional
+        A codec to decode with, e.g. one whose model is already loaded. By default one is built
+        from the header. Either way its fingerprint check runs before any block is decoded.
+    """
+
+    def __init__(self, source, codec: BlockCodec | None = None):
+        self._lock = threading.Lock()
+        if isinstance(source, bytes | bytearray | memoryview):
+            self._buffer = memoryview(source).cast("B")
+            self._file = None
+            total = len(self._buffer)
+        else:
+            self._buffer = None
+            self._file = source
+            total = source.seek(0, io.SEEK_END)
+        self.frame_size = total
+        if total < MIN_FRAME_SIZE:
+            raise CorruptDataError(f"truncated frame: {total} bytes is too short for LLMZ")
+        self.header, header_end = FrameHeader.parse(self._read_at, total)
+        self.blocks = self._read_index(header_end, total)
+        self.size = sum(e.size for e in self.blocks)
+        self.codec = codec if codec is not None else self._make_codec()
+        self.codec.check_fingerprint(self.header.fingerprint)
+
+    def _read_at(self, offset: int, n: int) -> bytes:
+        if self._buffer is not None:
+            return bytes(self._buffer[offset : offset + n])
+        with self._lock:
+            self._file.seek(offset)
+            return self._file.read(n)
+
+    def _make_codec(self) -> BlockCodec:
+        try:
+            return make_codec(self.header.codec, **self.header.params)
+        except ModelMismatchError:
+            raise
+        except CodecError as exc:
+            raise CorruptDataError(f"frame header names an unusable codec: {exc}") from None
+
+    def _read_index(self, header_end: int, total: int) -> list[BlockEntry]:
+        raw = self._read_at(total - FOOTER_SIZE, FOOTER_SIZE)
+        index_offset, count, size, index_crc, footer_crc, magic = _FOOTER.unpack(raw)
+        if magic != FOOTER_MAGIC or _crc(raw[: FOOTER_SIZE - 8]) != footer_crc:
+            raise CorruptDataError("truncated or damaged frame: bad footer")
+        if index_offset < header_end or index_offset + count * INDEX_ENTRY_SIZE != total - FOOTER_SIZE:
+            raise CorruptDataError("frame footer does not match the frame's length")
+        index = self._read_at(index_offset, count * INDEX_ENTRY_SIZE)
+        if _crc(index) != index_crc:
+            raise CorruptDataError("block index checksum mismatch")
+        block_size = self.header.block_size
+        entries, position, covered = [], header_end, 0
+        for i, fields in enumerate(_INDEX_ENTRY.iter_unpack(index)):
+            entry = BlockEntry(*fields)
+            last = i == count - 1
+            if (
+                entry.offset != position
+                or not (1 <= entry.size <= block_size if last else entry.size == block_size)
+                or (entry.method == METHOD_STORED and entry.compressed_size != entry.size)
+            ):
+                raise CorruptDataError(f"block index entry {i} is inconsistent")
+            position += entry.compressed_size
+            covered += entry.size
+            entries.append(entry)
+        if position != index_offset or covered != size:
+            raise CorruptDataError("block index does not cover the frame")
+        return entries
+
+    def read_block(self, i: int) -> bytes:
+        """Return the original bytes of block ``i``, verified against its checksums."""
+        entry = self.blocks[i]
+        payload = self._read_at(entry.offset, entry.compressed_size)
+        if len(payload) != entry.compressed_size or _crc(payload) != entry.payload_crc:
+            raise CorruptDataError(f"block {i}: payload checksum mismatch")
+        if entry.method == METHOD_STORED:
+            data = payload
+        elif entry.method in self.codec.allowed_methods:
+            data = self.codec.decode_method(entry.method, payload, entry.size)
+        else:
+            raise CorruptDataError(f"block {i}: method {entry.method} not valid for this codec")
+        if len(data) != entry.size or _crc(data) != entry.data_crc:
+            raise CorruptDataError(f"block {i}: decoded data checksum mismatch")
+        return data
+
+    def iter_blocks(self) -> Iterator[bytes]:
+        """Yield every block's original bytes in order."""
+        for i in range(len(self.blocks)):
+            yield self.read_block(i)
+
+    def read(self, offset: int = 0, size: int | None = None) -> bytes:
+        """Return ``size`` original bytes from ``offset`` (to the end when ``size`` is None).
+
+        Only the blocks overlapping the range are decoded. A range past the end is clipped, as
+        slicing a bytes object would be.
+        """
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise CodecError(f"offset must be a non-negative integer, got {offset!r}")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            raise CodecError(f"size must be a non-negative integer or None, got {size!r}")
+        stop = self.size if size is None else min(self.size, offset + size)
+        if offset >= stop:
+            return b""
+        bs = self.header.block_size
+        first, last = offset // bs, (stop - 1) // bs
+        parts = [self.read_block(i) for i in range(first, last + 1)]
+        joined = b"".join(parts) if len(parts) > 1 else parts[0]
+        start = offset - first * bs
+        return joined[start : start + (stop - offset)]

@@ -1,0 +1,1 @@
+"""Thin adapters of :mod:`llm_codecs.api` to other libraries' plugin interfaces."""

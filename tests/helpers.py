@@ -1,0 +1,74 @@
+"""Shared round-trip and corruption checks: every codec gets the whole battery in one line."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+import llm_codecs
+from llm_codecs import CorruptDataError
+
+CORPUS = Path(os.environ.get("LLM_CODECS_CORPUS", Path(__file__).resolve().parents[1].parent
+                             / "shared" / "corpus"))
+BENCH = CORPUS / "bench"
+
+
+def bench_files() -> list[Path]:
+    """Every file of the bench corpus, sorted; fails in CI if the corpus is missing."""
+    files = sorted(p for p in BENCH.rglob("*") if p.is_file())
+    if not files:
+        if os.environ.get("CI"):
+            raise RuntimeError(f"bench corpus not found at {BENCH}")
+        pytest.skip(f"bench corpus not found at {BENCH}")
+    return files
+
+
+def bench_ids() -> list[str]:
+    return [str(p.relative_to(BENCH)) for p in sorted(p for p in BENCH.rglob("*") if p.is_file())]
+
+
+def read_head(rel: str, limit: int = 1 << 20) -> bytes:
+    """The first ``limit`` bytes of a bench file."""
+    with open(BENCH / rel, "rb") as f:
+        return f.read(limit)
+
+
+def assert_roundtrip(data: bytes, codec: str, **params) -> bytes:
+    """Compress with ``codec`` and check that every byte comes back; return the frame."""
+    frame = llm_codecs.compress(data, codec, **params)
+    assert llm_codecs.decompress(frame) == data
+    return frame
+
+
+def mutate(frame: bytes, rng: random.Random) -> bytes:
+    """A random truncation, bit flip, byte overwrite, insertion, or appended garbage."""
+    kind = rng.randrange(5)
+    buf = bytearray(frame)
+    if kind == 0 and buf:
+        return bytes(buf[: rng.randrange(len(buf))])
+    if kind == 1 and buf:
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(len(buf))
+            buf[i] ^= 1 << rng.randrange(8)
+        return bytes(buf)
+    if kind == 2 and buf:
+        i = rng.randrange(len(buf))
+        buf[i : i + 4] = rng.randbytes(min(4, len(buf) - i))
+        return bytes(buf)
+    if kind == 3:
+        i = rng.randrange(len(buf) + 1)
+        buf[i:i] = rng.randbytes(rng.randint(1, 8))
+        return bytes(buf)
+    return bytes(buf) + rng.randbytes(rng.randint(1, 64))
+
+
+def assert_rejects_or_exact(frame: bytes, original: bytes) -> None:
+    """A damaged frame must raise CorruptDataError, or (if the damage missed) decode exactly."""
+    try:
+        out = llm_codecs.decompress(frame)
+    except CorruptDataError:
+        return
+    assert out == original, "damaged frame decoded to wrong bytes without an error"

@@ -1,0 +1,178 @@
+"""The LLMZ container on its own, driven by a stand-in codec (zlib) so it is tested apart from
+the real codecs: layout, stored fallback, range reads, streaming, limits, corruption."""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import llm_codecs
+from llm_codecs import CodecError, CorruptDataError
+from llm_codecs import codecs as registry
+from llm_codecs.codecs.base import BlockCodec
+from llm_codecs.frame import FOOTER_SIZE, INDEX_ENTRY_SIZE, FrameReader, FrameWriter
+
+from .helpers import assert_rejects_or_exact, mutate
+
+
+class ZlibStandIn(BlockCodec):
+    name = "zlib-test"
+    method_id = 200
+    default_block_size = 1000
+
+    def encode_block(self, block: bytes) -> bytes:
+        return zlib.compress(block)
+
+    def decode_block(self, payload: bytes, size: int) -> bytes:
+        try:
+            return zlib.decompress(payload, bufsize=size)
+        except zlib.error as exc:
+            raise CorruptDataError(str(exc)) from None
+
+
+@pytest.fixture(autouse=True)
+def stand_in(monkeypatch):
+    monkeypatch.setitem(registry._REGISTRY, "zlib-test", (__name__, "ZlibStandIn", 200))
+    monkeypatch.setitem(registry._BY_METHOD, 200, "zlib-test")
+
+
+TEXT = b"the quick brown fox jumps over the lazy dog\n" * 200
+
+
+def test_layout_is_self_describing():
+    frame = llm_codecs.compress(TEXT, "zlib-test", block_size=1000)
+    reader = FrameReader(frame)
+    assert frame[:4] == b"LLMZ" and frame[-4:] == b"ZMLL"
+    assert reader.header.codec == "zlib-test" and reader.header.block_size == 1000
+    assert reader.size == len(TEXT)
+    assert len(reader.blocks) == -(-len(TEXT) // 1000)
+    assert all(b.method == 200 for b in reader.blocks)
+    assert llm_codecs.decompress(frame) == TEXT
+
+
+def test_incompressible_blocks_are_stored_with_small_overhead():
+    data = random.Random(1).randbytes(50_000)
+    frame = llm_codecs.compress(data, "zlib-test", block_size=4096)
+    reader = FrameReader(frame)
+    assert all(b.method == 0 for b in reader.blocks)
+    overhead = len(frame) - len(data)
+    assert overhead <= 200 + INDEX_ENTRY_SIZE * len(reader.blocks)
+    assert llm_codecs.decompress(frame) == data
+
+
+def test_empty_input():
+    frame = llm_codecs.compress(b"", "zlib-test")
+    assert FrameReader(frame).blocks == []
+    assert llm_codecs.decompress(frame) == b""
+    assert llm_codecs.decompress(frame, offset=5, size=3) == b""
+
+
+@given(st.binary(max_size=5000), st.integers(0, 6000), st.integers(0, 6000))
+@settings(max_examples=200, deadline=None)
+def test_range_reads_match_slicing(data, offset, size):
+    frame = llm_codecs.compress(data, "zlib-test", block_size=333)
+    assert llm_codecs.decompress(frame, offset=offset, size=size) == data[offset : offset + size]
+    assert llm_codecs.decompress(frame, offset=offset) == data[offset:]
+
+
+def test_range_read_decodes_only_touched_blocks(monkeypatch):
+    frame = llm_codecs.compress(TEXT, "zlib-test", block_size=1000)
+    decoded = []
+    original = ZlibStandIn.decode_block
+    monkeypatch.setattr(ZlibStandIn, "decode_block",
+                        lambda self, p, n: decoded.append(n) or original(self, p, n))
+    assert llm_codecs.decompress(frame, offset=4990, size=20) == TEXT[4990:5010]
+    assert len(decoded) == 2
+
+
+def test_streaming_writer_accepts_any_chunking():
+    rng = random.Random(7)
+    out = io.BytesIO()
+    with FrameWriter(out, ZlibStandIn(), block_size=777) as writer:
+        pos = 0
+        while pos < len(TEXT):
+            n = rng.randint(0, 3000)
+            writer.write(TEXT[pos : pos + n])
+            pos += n
+    assert out.getvalue() == llm_codecs.compress(TEXT, "zlib-test", block_size=777)
+
+
+def test_reader_over_a_file_object(tmp_path):
+    path = tmp_path / "x.llmz"
+    path.write_bytes(llm_codecs.compress(TEXT, "zlib-test", block_size=1000))
+    with open(path, "rb") as f:
+        reader = FrameReader(f)
+        assert reader.read(123, 4567) == TEXT[123 : 123 + 4567]
+
+
+def test_bad_parameters_raise_codec_error():
+    with pytest.raises(CodecError, match="unknown codec"):
+        llm_codecs.compress(b"x", "nope")
+    with pytest.raises(CodecError, match="block_size"):
+        llm_codecs.compress(b"x", "zlib-test", block_size=0)
+    with pytest.raises(CodecError, match="block_size"):
+        llm_codecs.compress(b"x", "zlib-test", block_size=1 << 40)
+    with pytest.raises(CodecError, match="parameters"):
+        llm_codecs.compress(b"x", "zlib-test", bogus=1)
+    with pytest.raises(CodecError):
+        llm_codecs.decompress(llm_codecs.compress(b"x", "zlib-test"), offset=-1)
+    assert issubclass(CorruptDataError, CodecError) and issubclass(CodecError, ValueError)
+
+
+@pytest.mark.parametrize("frame", [b"", b"LLMZ", b"\0" * 100, b"PK\x03\x04" + b"\0" * 60])
+def test_garbage_is_rejected(frame):
+    with pytest.raises(CorruptDataError):
+        llm_codecs.decompress(frame)
+
+
+def test_every_truncation_is_rejected():
+    frame = llm_codecs.compress(TEXT[:3000], "zlib-test", block_size=1000)
+    for n in range(len(frame)):
+        with pytest.raises(CorruptDataError):
+            llm_codecs.decompress(frame[:n])
+
+
+def test_every_single_bit_flip_is_caught():
+    data = TEXT[:2500]
+    frame = llm_codecs.compress(data, "zlib-test", block_size=1000)
+    for i in range(len(frame)):
+        for bit in (0, 3, 7):
+            damaged = bytearray(frame)
+            damaged[i] ^= 1 << bit
+            with pytest.raises(CorruptDataError):
+                llm_codecs.decompress(bytes(damaged))
+
+
+def test_random_mutations_never_give_wrong_bytes():
+    rng = random.Random(0)
+    data = TEXT[:5000] + rng.randbytes(1000)
+    frame = llm_codecs.compress(data, "zlib-test", block_size=700)
+    for _ in range(1000):
+        assert_rejects_or_exact(mutate(frame, rng), data)
+
+
+def test_forged_index_cannot_claim_huge_blocks():
+    frame = bytearray(llm_codecs.compress(TEXT, "zlib-test", block_size=1000))
+    # Rewrite the first index entry's original size, fixing up both CRCs as an attacker would.
+    index_offset, count, size, _, _, magic = struct.unpack("<QQQII4s", frame[-FOOTER_SIZE:])
+    entry = bytearray(frame[index_offset : index_offset + INDEX_ENTRY_SIZE])
+    entry[12:16] = struct.pack("<I", 1 << 31)
+    frame[index_offset : index_offset + INDEX_ENTRY_SIZE] = entry
+    index = frame[index_offset : index_offset + count * INDEX_ENTRY_SIZE]
+    fields = struct.pack("<QQQI", index_offset, count, size, zlib.crc32(index))
+    frame[-FOOTER_SIZE:] = fields + struct.pack("<I", zlib.crc32(fields)) + magic
+    with pytest.raises(CorruptDataError, match="inconsistent"):
+        llm_codecs.decompress(bytes(frame))
+
+
+def test_unknown_codec_in_header_is_a_clear_error(monkeypatch):
+    frame = llm_codecs.compress(TEXT, "zlib-test")
+    monkeypatch.delitem(registry._REGISTRY, "zlib-test")
+    with pytest.raises(CorruptDataError, match="unknown codec 'zlib-test'"):
+        llm_codecs.decompress(frame)
