@@ -1,4 +1,5 @@
-"""The one core ``bytes -> bytes`` API that every integration (numcodecs, Zarr, fsspec, CLI) adapts."""
+"""The one core ``bytes -> bytes`` API that every integration (numcodecs, Zarr, fsspec, CLI)
+adapts."""
 
 from __future__ import annotations
 

@@ -304,7 +304,8 @@ class FrameReader:
         index_offset, count, size, index_crc, footer_crc, magic = _FOOTER.unpack(raw)
         if magic != FOOTER_MAGIC or _crc(raw[: FOOTER_SIZE - 8]) != footer_crc:
             raise CorruptDataError("truncated or damaged frame: bad footer")
-        if index_offset < header_end or index_offset + count * INDEX_ENTRY_SIZE != total - FOOTER_SIZE:
+        index_end = index_offset + count * INDEX_ENTRY_SIZE
+        if index_offset < header_end or index_end != total - FOOTER_SIZE:
             raise CorruptDataError("frame footer does not match the frame's length")
         index = self._read_at(index_offset, count * INDEX_ENTRY_SIZE)
         if _crc(index) != index_crc:

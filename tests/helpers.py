@@ -72,3 +72,41 @@ def assert_rejects_or_exact(frame: bytes, original: bytes) -> None:
     except CorruptDataError:
         return
     assert out == original, "damaged frame decoded to wrong bytes without an error"
+
+
+def forge_payload(frame: bytes, rng: random.Random) -> bytes:
+    """Damage one block's payload and fix its payload CRC, as a careful attacker would.
+
+    The frame's checksum of the payload no longer protects the decoder, so this reaches the
+    codec's own validation; only the checksum of the decoded data stands behind it.
+    """
+    import struct
+    import zlib
+
+    from llm_codecs.frame import FOOTER_SIZE, INDEX_ENTRY_SIZE
+
+    buf = bytearray(frame)
+    index_offset, count, size, _, _, magic = struct.unpack("<QQQII4s", buf[-FOOTER_SIZE:])
+    coded = [i for i in range(count)
+             if buf[index_offset + i * INDEX_ENTRY_SIZE + 16] != 0]  # method byte: not stored
+    if not coded:
+        return bytes(buf)
+    at = index_offset + rng.choice(coded) * INDEX_ENTRY_SIZE
+    offset, clen, olen, method, _, dcrc = struct.unpack("<QIIBII", buf[at : at + INDEX_ENTRY_SIZE])
+    payload = bytearray(buf[offset : offset + clen])
+    for _ in range(rng.randint(1, 3)):
+        kind = rng.randrange(3)
+        i = rng.randrange(len(payload))
+        if kind == 0:
+            payload[i] ^= 1 << rng.randrange(8)
+        elif kind == 1:
+            payload[i] = rng.randrange(256)
+        else:
+            payload[i:] = rng.randbytes(len(payload) - i)
+    buf[offset : offset + clen] = payload
+    buf[at : at + INDEX_ENTRY_SIZE] = struct.pack("<QIIBII", offset, clen, olen, method,
+                                                  zlib.crc32(payload), dcrc)
+    index = bytes(buf[index_offset : index_offset + count * INDEX_ENTRY_SIZE])
+    fields = struct.pack("<QQQI", index_offset, count, size, zlib.crc32(index))
+    buf[-FOOTER_SIZE:] = fields + struct.pack("<I", zlib.crc32(fields)) + magic
+    return bytes(buf)

@@ -43,6 +43,7 @@ class BlockCodec(ABC):
 
     def check_fingerprint(self, fingerprint: dict[str, Any] | None) -> None:
         """Raise :class:`~llm_codecs.ModelMismatchError` if a frame's fingerprint is not ours."""
+        return None
 
     @property
     def allowed_methods(self) -> frozenset[int]:
