@@ -6,14 +6,20 @@ Registered through the ``numcodecs.codecs`` entry-point group, so
 
 from __future__ import annotations
 
-from typing import ClassVar
+import json
+import threading
+from typing import Any, ClassVar
 
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
 from ..api import compress, decompress
 from ..codecs import BlockCodec, codec_class, make_codec
+from ..errors import CodecError
 from ..frame import check_block_size
+
+#: Guards the lazy construction of block codecs (a model-based codec must load once).
+_BUILD_LOCK = threading.Lock()
 
 
 class _FrameCodec(Codec):
@@ -35,7 +41,9 @@ class _FrameCodec(Codec):
 
     def _get_block_codec(self) -> BlockCodec:
         if self._block_codec is None:
-            self._block_codec = make_codec(self._codec_name, **self._codec_params())
+            with _BUILD_LOCK:
+                if self._block_codec is None:
+                    self._block_codec = make_codec(self._codec_name, **self._codec_params())
         return self._block_codec
 
     def encode(self, buf):
@@ -92,4 +100,43 @@ class LZ77(_FrameCodec):
         return {"level": self.level}
 
 
-__all__ = ["LZ77", "Huffman"]
+class LLM(_FrameCodec):
+    """Model-based codec: a language model predicts each token, rANS writes the bits.
+
+    Generic over the codec's parameters: every keyword other than ``block_size`` (for example
+    ``model="default"``) is kept as public configuration and passed to the ``"llm"`` block codec
+    unchanged. Nothing is loaded when the codec is made: the model is built on first use.
+
+    Parameters
+    ----------
+    block_size : int, optional
+        Original bytes per block (the codec's default when omitted).
+    **params
+        JSON-serialisable parameters of the ``"llm"`` codec.
+    """
+
+    codec_id = "llm_codecs.llm"
+    _codec_name = "llm"
+
+    def __init__(self, block_size: int | None = None, **params: Any):
+        super().__init__(block_size)
+        for key, value in params.items():
+            if key.startswith("_") or key == "id":
+                raise CodecError(f"invalid parameter name {key!r} for codec {self.codec_id!r}")
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                raise CodecError(
+                    f"parameter {key!r} of codec {self.codec_id!r} must be JSON-serialisable, "
+                    f"got {value!r}"
+                ) from None
+            setattr(self, key, value)
+
+    def _codec_params(self) -> dict:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_") and k != "block_size"}
+
+
+#: Alias: the numcodecs class of the ``"llm"`` codec.
+LLMCodec = LLM
+
+__all__ = ["LLM", "LZ77", "Huffman", "LLMCodec"]
