@@ -22,6 +22,7 @@ work without importing llm_codecs. Importing this module also registers the fssp
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import threading
@@ -308,6 +309,10 @@ class LLMZWriteFile(io.BufferedIOBase):
                     target.rm_file(self._temp)
             elif self._transactional:
                 self._file.discard()
+                if not self._file.closed:
+                    # Discarded mid-write: a later close() (or __del__) must not flush it.
+                    with contextlib.suppress(AttributeError):
+                        self._file.closed = True
         finally:
             self._committed = True  # nothing left to commit
             io.BufferedIOBase.close(self)
