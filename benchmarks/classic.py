@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     print(f"| **total** | {total:,} | "
           + " | ".join(f"{8 * sums[c] / total:.3f}" for c in names) + " |")
 
-    lz_default = [c for c in names if c.startswith("lz77-") and c != "lz77-9"][0]
+    lz_default = next(c for c in names if c.startswith("lz77-") and c != "lz77-9")
     print("\nLZ77 against zlib (size ratio; < 1.000 means smaller than zlib)\n")
     print(f"| file | {lz_default} / zlib-6 | lz77-9 / zlib-9 |")
     print("|---|---:|---:|")
