@@ -17,7 +17,7 @@ from .api import (
     open_frame,
 )
 from .codecs import codec_names
-from .errors import CodecError, CorruptDataError, ModelMismatchError
+from .errors import CodecError, CorruptDataError, ModelMismatchError, UnsupportedTokenizerError
 
 __version__ = "0.1.0"
 
@@ -27,7 +27,10 @@ __all__ = [
     "CodecError",
     "CorruptDataError",
     "Huffman",
+    "LLMCodec",
     "ModelMismatchError",
+    "NumericsWarning",
+    "UnsupportedTokenizerError",
     "__version__",
     "codec_names",
     "compress",
@@ -40,7 +43,11 @@ __all__ = [
 
 def __getattr__(name):
     # The numcodecs classes import numcodecs; keep `import llm_codecs` light until they are used.
-    if name in ("Huffman", "LZ77"):
+    if name == "NumericsWarning":
+        from .codecs.llm import NumericsWarning
+
+        return NumericsWarning
+    if name in ("Huffman", "LZ77", "LLMCodec"):
         from .integrations import numcodecs as _nc
 
         return getattr(_nc, name)

@@ -17,4 +17,8 @@ class ModelMismatchError(CodecError):
     """A frame was made with another model than the one available to decode it."""
 
 
-__all__ = ["CodecError", "CorruptDataError", "ModelMismatchError"]
+class UnsupportedTokenizerError(CodecError):
+    """A model's tokenizer cannot represent arbitrary bytes losslessly."""
+
+
+__all__ = ["CodecError", "CorruptDataError", "ModelMismatchError", "UnsupportedTokenizerError"]

@@ -1,0 +1,473 @@
+"""The model-driven codec: a causal language model predicts each token, rANS codes it.
+
+Exactness rests on one rule (``docs/determinism.md``): compression replays, call for call, the
+computation decompression performs. :class:`_Schedule` is that computation. For a block of ``T``
+tokens it is a pure function of the codec's configuration and ``T``:
+
+- the tokens are cut into ``lanes_used`` contiguous segments of ``S`` tokens (the last one
+  shorter), each coded as an independent rANS stream; all lanes advance in lock-step, one token
+  per lane per model call, with batch shape ``(lanes_used, 1)``;
+- every lane starts from the model's start token; when a lane's KV cache holds ``context``
+  positions, the cache is dropped and rebuilt by one forward over the last ``context // 2``
+  inputs (the *re-prefill*), again with the same shape on both sides;
+- lanes past their segment's end keep receiving the start token, so shapes never change.
+
+Nothing depends on how many blocks are coded together, so one block decoded alone (a range read,
+one Zarr chunk) replays exactly what its encoder did.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import warnings
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import CodecError, CorruptDataError, ModelMismatchError
+from .base import BlockCodec, check_int_param
+
+__all__ = ["LanguageModelCodec", "NumericsWarning"]
+
+#: Fewest tokens a lane gets before the schedule adds another lane: a lane starts without
+#: context, so very short lanes cost ratio.
+MIN_LANE_TOKENS = 256
+#: A block whose bytes are more than this fraction control characters or invalid UTF-8 is binary:
+#: a text model would only waste time on it.
+BINARY_FRACTION = 0.05
+_CONTROL = np.zeros(256, dtype=bool)
+_CONTROL[[*range(0, 9), 11, 12, *range(14, 32), 127]] = True
+_ESCAPED = re.compile("[\udc80-\udcff]")
+_FALLBACK_METHOD = 2  # lz77
+
+
+class NumericsWarning(UserWarning):
+    """A frame is decoded in another numerics environment than the one that made it.
+
+    Decoding is attempted; the per-block checksum turns any divergence into
+    :class:`~llm_codecs.CorruptDataError`, never into wrong bytes.
+    """
+
+
+def _put_varint(out: bytearray, value: int) -> None:
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def _get_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 56:
+            raise CorruptDataError("LLM payload: truncated or overlong varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def looks_binary(block: bytes) -> bool:
+    """Cheap test: too many control bytes or invalid UTF-8 for the block to be text."""
+    if not block:
+        return False
+    arr = np.frombuffer(block, dtype=np.uint8)
+    limit = BINARY_FRACTION * len(block)
+    if int(_CONTROL[arr].sum()) > limit:
+        return True
+    if int((arr >= 0x80).sum()) <= limit:
+        return False  # too few high bytes for invalid UTF-8 to matter
+    escaped = len(_ESCAPED.findall(block.decode("utf-8", "surrogateescape")))
+    return escaped > limit
+
+
+def lane_layout(tokens: int, lanes: int) -> tuple[int, int]:
+    """``(lanes_used, steps)`` of the schedule for a block of ``tokens`` tokens."""
+    if tokens == 0:
+        return 0, 0
+    used = max(1, min(lanes, tokens // MIN_LANE_TOKENS))
+    steps = -(-tokens // used)
+    used = -(-tokens // steps)  # drop lanes the rounding left empty
+    return used, steps
+
+
+class _Schedule:
+    """The model calls of one block, identical for encoder and decoder (module docstring)."""
+
+    def __init__(self, loaded, lanes: int, steps: int, context: int, start_id: int):
+        import inspect
+
+        import torch
+
+        self._model = loaded.model
+        self._context = context
+        self._keep = max(1, context // 2)
+        self.inputs = torch.full((lanes, steps), start_id, dtype=torch.int64,
+                                 device=loaded.device)
+        # transformers >= 5.2x renamed ``past_key_values`` to ``cache``; accept both.
+        params = inspect.signature(self._model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._cache = None
+        self._cached = 0
+
+    def logits(self, t: int):
+        """Float logits ``(lanes, V)`` predicting token ``t``; ``inputs[:, :t + 1]`` must be set."""
+        if self._cache is None or self._cached >= self._context:
+            begin = max(0, t + 1 - self._keep) if self._cache is not None else t
+            out = self._model(self.inputs[:, begin : t + 1], use_cache=True, logits_to_keep=1)
+            self._cached = t + 1 - begin
+        else:
+            out = self._model(self.inputs[:, t : t + 1], use_cache=True, logits_to_keep=1,
+                              **{self._cache_kw: self._cache})
+            self._cached += 1
+        cache = out.get("cache")
+        self._cache = cache if cache is not None else out.get("past_key_values")
+        return out.logits[:, -1, :]
+
+
+class LanguageModelCodec(BlockCodec):
+    """Lossless coding of text with a causal language model and vectorized rANS (method 3).
+
+    Each block is tokenized losslessly, a HuggingFace causal LM predicts every next token, the
+    predictions are quantized to integer tables of ``2**scale_bits`` and a 64-bit rANS coder
+    writes one stream per lane. A block is kept as LLM payload only if that beats the LZ77 codec
+    on it; binary blocks go straight to LZ77 (and the frame stores a block raw if nothing pays).
+
+    Parameters
+    ----------
+    model : str
+        ``"default"`` (the embedded model), a HuggingFace hub id or a local directory.
+    revision : str, optional
+        Hub revision of ``model``.
+    lanes : int
+        Most parallel streams per block (1 .. 1024). More lanes run faster, each lane starts
+        without context.
+    context : int
+        Most KV-cache positions per lane before a re-prefill (16 .. 8192; capped by the model's
+        own limit).
+    scale_bits : int
+        Precision of the frequency tables (24 .. 31).
+    threads : int, optional
+        torch intra-op threads the model runs with; results depend on it, so it is recorded and
+        decoding uses the same. Default: torch's current setting at construction.
+    device : str
+        ``"cpu"`` or ``"cuda"``/``"cuda:N"``.
+    dtype : str
+        Model dtype, ``"float32"`` by default.
+    fallback : bool
+        Keep a block as LZ77 when that is smaller or the block is binary (default). ``False``
+        codes every non-empty block with the model, to measure the model itself.
+    local_files_only : bool
+        Never use the network to find the model (not recorded: it does not change the output).
+    """
+
+    name: ClassVar[str] = "llm"
+    method_id: ClassVar[int] = 3
+    default_block_size: ClassVar[int] = 64 << 10
+    max_block_size: ClassVar[int] = 4 << 20
+
+    def __init__(
+        self,
+        model: str = "default",
+        revision: str | None = None,
+        lanes: int = 32,
+        context: int = 512,
+        scale_bits: int = 28,
+        threads: int | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        fallback: bool = True,
+        local_files_only: bool = False,
+    ):
+        import torch
+
+        if not isinstance(model, str) or not model:
+            raise CodecError(f"model must be a non-empty string, got {model!r}")
+        if revision is not None and not isinstance(revision, str):
+            raise CodecError(f"revision must be a string or None, got {revision!r}")
+        if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+            raise CodecError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+        self.model = model
+        self.revision = revision
+        self.lanes = check_int_param("lanes", lanes, 1, 1024)
+        self.context = check_int_param("context", context, 16, 8192)
+        self.scale_bits = check_int_param("scale_bits", scale_bits, 24, 31)
+        self.threads = check_int_param(
+            "threads", torch.get_num_threads() if threads is None else threads, 1, 1024
+        )
+        self.device = device
+        self.dtype = dtype
+        if not isinstance(fallback, bool):
+            raise CodecError(f"fallback must be a bool, got {fallback!r}")
+        self.fallback = fallback
+        self.local_files_only = bool(local_files_only)
+        self._loaded = None
+        self._load_lock = threading.Lock()
+        self._fallback = None
+        #: Ideal code length (bits) of the last block :meth:`encode_block` coded, for benchmarks.
+        self.last_ideal_bits = 0.0
+
+    # -- configuration -------------------------------------------------------------------
+
+    def params(self) -> dict[str, Any]:
+        """The parameters recorded in the frame header."""
+        return {
+            "model": self.model,
+            "revision": self.revision,
+            "lanes": self.lanes,
+            "context": self.context,
+            "scale_bits": self.scale_bits,
+            "threads": self.threads,
+            "device": self.device,
+            "dtype": self.dtype,
+            "fallback": self.fallback,
+        }
+
+    @property
+    def allowed_methods(self) -> frozenset[int]:
+        """LLM payloads, and LZ77 for the blocks where the model did not pay."""
+        return frozenset({self.method_id, _FALLBACK_METHOD})
+
+    def __getstate__(self):
+        # Never pickle a model: a worker loads its own, once per process.
+        state = self.__dict__.copy()
+        state.update(_loaded=None, _load_lock=None, _fallback=None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._load_lock = threading.Lock()
+
+    # -- model ----------------------------------------------------------------------------
+
+    @property
+    def loaded(self):
+        """The loaded model (loaded on first use, shared by the whole process)."""
+        if self._loaded is None:
+            with self._load_lock:
+                if self._loaded is None:
+                    from ..models.loading import load_model
+
+                    self._loaded = load_model(
+                        self.model, revision=self.revision, device=self._run_device(),
+                        dtype=self.dtype, local_files_only=self.local_files_only,
+                    )
+        return self._loaded
+
+    def _run_device(self) -> str:
+        if self.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                warnings.warn(
+                    f"frame was made on {self.device} but CUDA is not available: decoding on "
+                    "CPU, which will most likely fail its checksums",
+                    NumericsWarning, stacklevel=3,
+                )
+                return "cpu"
+        return self.device
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Model identity and the numerics the coded bits depend on."""
+        from ..models.loading import numerics
+
+        loaded = self.loaded
+        return {"model": loaded.identity, "numerics": numerics(loaded, self.threads)}
+
+    def check_fingerprint(self, fingerprint: dict[str, Any] | None) -> None:
+        """Refuse a frame made with another model; warn about other numerics.
+
+        Raises
+        ------
+        ModelMismatchError
+            The frame's model hash differs from the loaded model's (or the model is missing).
+        CorruptDataError
+            The frame carries no usable fingerprint.
+        """
+        if not isinstance(fingerprint, dict) or not isinstance(fingerprint.get("model"), dict):
+            raise CorruptDataError("LLM frame without a model fingerprint")
+        theirs = fingerprint["model"]
+        ours = self.loaded.identity
+        if theirs.get("sha256") != ours["sha256"]:
+            raise ModelMismatchError(
+                f"frame was made with model {theirs.get('name')!r} (revision "
+                f"{theirs.get('revision')}, sha256 {str(theirs.get('sha256'))[:16]}...), but "
+                f"{self.model!r} loads as sha256 {ours['sha256'][:16]}..."
+            )
+        mine = self.fingerprint()["numerics"]
+        recorded = fingerprint.get("numerics") or {}
+        differs = sorted(k for k in mine if recorded.get(k) != mine[k])
+        if differs:
+            detail = ", ".join(f"{k}: {recorded.get(k)!r} -> {mine[k]!r}" for k in differs)
+            warnings.warn(
+                f"decoding in another numerics environment ({detail}); any divergence is "
+                "reported as CorruptDataError",
+                NumericsWarning, stacklevel=2,
+            )
+
+    # -- coding ---------------------------------------------------------------------------
+
+    def _fallback_codec(self) -> BlockCodec:
+        if self._fallback is None:
+            from . import make_codec
+
+            self._fallback = make_codec("lz77", level=9)
+        return self._fallback
+
+    def encode_blocks(self, blocks: list[bytes]) -> list[tuple[int, bytes]]:
+        """Code each block with the model, or with LZ77 where that is smaller or it is binary."""
+        out = []
+        for block in blocks:
+            if not self.fallback:
+                coded = self.encode_block(block) if block else b""
+                if coded is None:
+                    raise CodecError("the model's tokenizer cannot represent this block")
+                out.append((self.method_id, coded))
+                continue
+            method, payload = _FALLBACK_METHOD, self._fallback_codec().encode_block(block)
+            if block and not looks_binary(block):
+                coded = self.encode_block(block)
+                if coded is not None and len(coded) < len(payload):
+                    method, payload = self.method_id, coded
+            out.append((method, payload))
+        return out
+
+    def _context_for(self, loaded) -> int:
+        limit = loaded.max_positions
+        return min(self.context, limit) if limit else self.context
+
+    def _start_id(self, loaded) -> int:
+        cfg = loaded.model.config
+        for name in ("bos_token_id", "eos_token_id"):
+            value = getattr(cfg, name, None)
+            if isinstance(value, list):
+                value = value[0] if value else None
+            if isinstance(value, int) and 0 <= value < loaded.vocab_size:
+                return value
+        return 0
+
+    def _run(self, fn):
+        """Run ``fn(loaded)`` holding the model, with the recorded thread count, no autograd."""
+        import torch
+
+        loaded = self.loaded
+        with loaded.lock, torch.inference_mode():
+            previous = torch.get_num_threads()
+            if previous != self.threads:
+                torch.set_num_threads(self.threads)
+            try:
+                return fn(loaded)
+            finally:
+                if previous != self.threads:
+                    torch.set_num_threads(previous)
+
+    def encode_block(self, block: bytes) -> bytes | None:
+        """The LLM payload of one block, or None if the tokenizer cannot represent it."""
+        from ..models.tokens import UnsupportedTokenizerError
+
+        try:
+            ids = self.loaded.tokenizer.encode(block)
+        except UnsupportedTokenizerError:
+            return None
+        return self._run(lambda loaded: self._encode_ids(loaded, ids))
+
+    def _encode_ids(self, loaded, ids: np.ndarray) -> bytes:
+        import torch
+
+        from ..coding.quantize import cumulative, quantize
+        from ..coding.rans import RansEncoder, symbol_bounds
+
+        T = len(ids)
+        used, steps = lane_layout(T, self.lanes)
+        start_id = self._start_id(loaded)
+        targets, active = self._grid(ids, used, steps, start_id, loaded.device)
+        schedule = _Schedule(loaded, used, steps, self._context_for(loaded), start_id)
+        schedule.inputs[:, 1:] = targets[:, :-1]
+        starts = torch.empty((steps, used), dtype=torch.int64, device=loaded.device)
+        freqs = torch.empty_like(starts)
+        for t in range(steps):
+            cum = cumulative(quantize(schedule.logits(t), self.scale_bits))
+            starts[t], freqs[t] = symbol_bounds(cum, targets[:, t])
+        # The model's cross-entropy under the very tables coded: the coder's overhead reference.
+        self.last_ideal_bits = float(
+            (self.scale_bits - torch.log2(freqs[active.T].to(torch.float64))).sum()
+        )
+        encoder = RansEncoder(used, device=loaded.device)
+        for t in reversed(range(steps)):
+            encoder.encode_step(starts[t], freqs[t], self.scale_bits, active[:, t])
+        streams = encoder.finish()
+        payload = bytearray()
+        _put_varint(payload, T)
+        for stream in streams:
+            _put_varint(payload, len(stream))
+        for stream in streams:
+            payload += stream
+        return bytes(payload)
+
+    @staticmethod
+    def _grid(ids: np.ndarray, used: int, steps: int, start_id: int, device):
+        import torch
+
+        grid = np.full(used * steps, start_id, dtype=np.int64)
+        grid[: len(ids)] = ids
+        active = np.zeros(used * steps, dtype=bool)
+        active[: len(ids)] = True
+        return (torch.from_numpy(grid.reshape(used, steps)).to(device),
+                torch.from_numpy(active.reshape(used, steps)).to(device))
+
+    def decode_block(self, payload: bytes, size: int) -> bytes:
+        """Decode an LLM payload back into ``size`` bytes.
+
+        Raises
+        ------
+        CorruptDataError
+            If the payload is malformed, its streams do not decode exactly, or the tokens do not
+            make ``size`` bytes.
+        """
+        payload = bytes(payload)
+        T, pos = _get_varint(payload, 0)
+        # Every token is at least one byte: this bounds all the work a forged header can cause.
+        if not 1 <= T <= size:
+            raise CorruptDataError(f"LLM payload: {T} tokens cannot make {size} bytes")
+        used, steps = lane_layout(T, self.lanes)
+        lengths = []
+        for _ in range(used):
+            n, pos = _get_varint(payload, pos)
+            lengths.append(n)
+        if pos + sum(lengths) != len(payload):
+            raise CorruptDataError("LLM payload: stream lengths do not match the payload")
+        streams, offset = [], pos
+        for n in lengths:
+            streams.append(payload[offset : offset + n])
+            offset += n
+        ids = self._run(lambda loaded: self._decode_streams(loaded, streams, T, used, steps))
+        data = self.loaded.tokenizer.decode(ids)
+        if data is None or len(data) != size:
+            raise CorruptDataError("LLM payload: tokens do not decode to the block")
+        return data
+
+    def _decode_streams(self, loaded, streams, T: int, used: int, steps: int) -> np.ndarray:
+        import torch
+
+        from ..coding.quantize import cumulative, quantize
+        from ..coding.rans import RansDecoder, find_symbols
+
+        start_id = self._start_id(loaded)
+        _, active = self._grid(np.zeros(T, dtype=np.int64), used, steps, start_id,
+                               loaded.device)
+        schedule = _Schedule(loaded, used, steps, self._context_for(loaded), start_id)
+        decoder = RansDecoder(streams, device=loaded.device)
+        out = torch.empty((used, steps), dtype=torch.int64, device=loaded.device)
+        for t in range(steps):
+            cum = cumulative(quantize(schedule.logits(t), self.scale_bits))
+            symbols, start, freq = find_symbols(cum, decoder.peek(self.scale_bits))
+            decoder.advance(start, freq, self.scale_bits, active[:, t])
+            out[:, t] = torch.where(active[:, t], symbols, start_id)
+            if t + 1 < steps:
+                schedule.inputs[:, t + 1] = out[:, t]
+        decoder.check_finished()
+        return out.reshape(-1)[:T].cpu().numpy()
+

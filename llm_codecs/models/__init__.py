@@ -1,0 +1,1 @@
+"""Where the LLM codec's predictions come from: model loading, caching and lossless tokenization."""

@@ -1,0 +1,236 @@
+"""The LLM codec on tiny local models: exactness, random access, other processes, wrong models,
+damage. The models are random-initialised and saved with ``save_pretrained``, so they load
+through the same code as a hub model; their predictions are poor, which is why most tests pass
+``fallback=False`` (the model codes every block) to exercise the model path itself."""
+
+from __future__ import annotations
+
+import pickle
+import random
+import shutil
+import subprocess
+import sys
+import textwrap
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import llm_codecs
+from llm_codecs import CorruptDataError, ModelMismatchError, UnsupportedTokenizerError
+from llm_codecs.codecs.llm import LanguageModelCodec, lane_layout, looks_binary
+from llm_codecs.frame import FrameReader
+
+from .helpers import assert_rejects_or_exact, bench_ids, forge_payload, read_head
+from .tiny_models import build_model, train_tokenizer
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {family: str(build_model(root / family, family))
+            for family in ("gpt2", "llama", "qwen2")}
+
+
+@pytest.fixture(scope="session")
+def gpt2(tiny_models):
+    return tiny_models["gpt2"]
+
+
+def roundtrip(data: bytes, model: str, **params) -> bytes:
+    params.setdefault("fallback", False)
+    params.setdefault("threads", 1)
+    frame = llm_codecs.compress(data, "llm", model=model, **params)
+    assert llm_codecs.decompress(frame) == data
+    return frame
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "qwen2"])
+def test_each_family_round_trips_text_and_binary(tiny_models, family):
+    data = read_head("canterbury/alice29.txt", 1500) + bytes(range(256)) + b"\xff\xfe\x00"
+    frame = roundtrip(data, tiny_models[family], block_size=1024, lanes=4, context=32)
+    methods = {b.method for b in FrameReader(frame).blocks}
+    assert methods <= {0, 3}
+    assert 3 in methods
+
+
+@pytest.mark.parametrize("rel", bench_ids())
+def test_bench_slices_round_trip(gpt2, rel):
+    data = read_head(rel, 1 << 20)
+    start = len(data) // 3
+    roundtrip(data[start : start + 700], gpt2, lanes=2)
+
+
+@given(data=st.binary(max_size=400) | st.text(max_size=200).map(str.encode))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          derandomize=True)
+def test_hypothesis_bytes_round_trip(gpt2, data):
+    roundtrip(data, gpt2, block_size=256, lanes=3, context=16)
+
+
+def test_default_fallback_keeps_the_smaller_of_llm_and_lz77(gpt2):
+    text = read_head("canterbury/alice29.txt", 3000)
+    binary = random.Random(0).randbytes(3000)
+    frame = llm_codecs.compress(text + binary, "llm", model=gpt2, block_size=3000, threads=1)
+    assert llm_codecs.decompress(frame) == text + binary
+    reader = FrameReader(frame)
+    # An untrained model loses to LZ77 on text; random bytes are detected and stored.
+    assert [b.method for b in reader.blocks] == [2, 0]
+    assert looks_binary(binary) and not looks_binary(text)
+
+
+def test_range_reads_decode_only_what_they_touch(gpt2):
+    data = read_head("canterbury/lcet10.txt", 1500)
+    frame = roundtrip(data, gpt2, block_size=300, lanes=2, context=32)
+    reader = FrameReader(frame)
+    rng = random.Random(5)
+    for _ in range(8):
+        offset = rng.randrange(len(data))
+        size = rng.randrange(1, 700)
+        assert reader.read(offset, size) == data[offset : offset + size]
+
+
+def test_fresh_process_and_other_thread_count_decode_exactly(gpt2, tmp_path):
+    data = read_head("canterbury/asyoulik.txt", 800)
+    frames = {}
+    for threads in (1, 2):
+        frames[threads] = roundtrip(data, gpt2, threads=threads, lanes=3)
+        (tmp_path / f"f{threads}.llmz").write_bytes(frames[threads])
+    (tmp_path / "orig").write_bytes(data)
+    # The decoding process runs torch with a thread count neither frame used.
+    script = textwrap.dedent(f"""
+        import pathlib, torch, llm_codecs
+        torch.set_num_threads(3)
+        d = pathlib.Path({str(tmp_path)!r})
+        for name in ("f1.llmz", "f2.llmz"):
+            assert llm_codecs.decompress((d / name).read_bytes()) == (d / "orig").read_bytes()
+        assert torch.get_num_threads() == 3
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_wrong_model_is_refused_before_any_work(tiny_models, tmp_path):
+    data = read_head("canterbury/alice29.txt", 800)
+    frame = roundtrip(data, tiny_models["gpt2"])
+    other = LanguageModelCodec(model=tiny_models["llama"], threads=1)
+    with pytest.raises(ModelMismatchError, match="frame was made with model"):
+        FrameReader(frame, codec=other)
+    # Same path, other weights: the hash catches it (in a fresh process, without any cache).
+    moved = tmp_path / "model"
+    shutil.copytree(tiny_models["gpt2"], moved)
+    frame = roundtrip(data, str(moved))
+    shutil.rmtree(moved)
+    build_model(moved, "gpt2", seed=1)
+    (tmp_path / "frame.llmz").write_bytes(frame)
+    script = textwrap.dedent(f"""
+        import pathlib, llm_codecs
+        try:
+            llm_codecs.decompress(pathlib.Path({str(tmp_path / "frame.llmz")!r}).read_bytes())
+        except llm_codecs.ModelMismatchError as exc:
+            print("mismatch:", exc)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert "mismatch: frame was made with model" in result.stdout, result.stderr
+
+
+def test_missing_model_names_it(gpt2, tmp_path):
+    frame = roundtrip(b"hello world, hello model", gpt2)
+    copy = tmp_path / "gone"
+    shutil.copytree(gpt2, copy)
+    frame = roundtrip(b"hello world, hello model", str(copy))
+    shutil.rmtree(copy)
+    script = (f"import llm_codecs; llm_codecs.decompress(open({str(tmp_path / 'f')!r}, 'rb')"
+              ".read())")
+    (tmp_path / "f").write_bytes(frame)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert "ModelMismatchError" in result.stderr and str(copy) in result.stderr
+
+
+def test_damaged_llm_payloads_raise_corrupt_data_error(gpt2):
+    data = read_head("canterbury/alice29.txt", 500)
+    frame = roundtrip(data, gpt2, block_size=250, lanes=2, context=16)
+
+    @settings(max_examples=40, deadline=timedelta(seconds=20), derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(seed=st.integers(0, 2**32 - 1))
+    def check(seed):
+        assert_rejects_or_exact(forge_payload(frame, random.Random(seed)), data)
+
+    check()
+
+
+def test_codec_is_thread_safe(gpt2):
+    texts = [read_head(rel, 300) for rel in ("canterbury/alice29.txt", "canterbury/lcet10.txt",
+                                             "misc/tinyshakespeare.txt", "loghub/HDFS_2k.log")]
+    frames = [roundtrip(t, gpt2, lanes=2) for t in texts]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(2):
+            assert list(pool.map(llm_codecs.decompress, frames)) == texts
+
+
+def test_pickle_carries_config_not_model(gpt2):
+    codec = LanguageModelCodec(model=gpt2, threads=1)
+    codec.encode_block(b"load the model")
+    assert codec._loaded is not None
+    clone = pickle.loads(pickle.dumps(codec))
+    assert clone._loaded is None and clone.params() == codec.params()
+    assert len(pickle.dumps(codec)) < 2000
+
+
+def test_schedule_depends_only_on_token_count():
+    assert lane_layout(0, 32) == (0, 0)
+    assert lane_layout(10, 32) == (1, 10)
+    used, steps = lane_layout(18_000, 32)
+    assert used == 32 and (used - 1) * steps < 18_000 <= used * steps
+
+
+def test_non_byte_level_tokenizers_are_refused(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from llm_codecs.models.tokens import ByteTokenizer
+
+    word = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    word.pre_tokenizer = pre_tokenizers.Whitespace()
+    with pytest.raises(UnsupportedTokenizerError, match="not byte-level BPE"):
+        ByteTokenizer(PreTrainedTokenizerFast(tokenizer_object=word))
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00", bytes(range(256)), b"\xed\xa0\x80 lone",
+                                  "caf\u00e9 cafe\u0301 <|endoftext|> \u00e9".encode(),
+                                  b"a\r\nb\rc\n", random.Random(1).randbytes(3000)])
+def test_tokenizer_is_byte_exact_even_with_a_normalizer(data):
+    from tokenizers import normalizers
+
+    from llm_codecs.models.tokens import ByteTokenizer
+
+    tok = ByteTokenizer(train_tokenizer(300, normalizer=normalizers.NFC()))
+    ids = tok.encode(data)
+    assert tok.decode(ids) == data
+
+
+def test_numerics_change_warns_and_still_decodes(gpt2):
+    data = b"numerics are recorded in the frame"
+    frame = roundtrip(data, gpt2)
+    reader = FrameReader(frame)
+    fingerprint = dict(reader.header.fingerprint)
+    fingerprint["numerics"] = {**fingerprint["numerics"], "torch": "0.0"}
+    codec = LanguageModelCodec(model=gpt2, threads=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        codec.check_fingerprint(fingerprint)
+    assert any(issubclass(w.category, llm_codecs.NumericsWarning) for w in caught)
+    with pytest.raises(CorruptDataError):
+        codec.check_fingerprint(None)
