@@ -381,7 +381,7 @@ def _encode_kernel(symbols, alphabet_size, max_len, fast_len, gain, cl_order, sp
             acc, nacc, wi = _put(words, acc, nacc, wi, rle_extra[k], 7)
     field_pos = wi * 64 + nacc
     if split:
-        for k in range(3):
+        for _ in range(3):
             # Placeholder, patched once the segment lengths are known.
             acc, nacc, wi = _put(words, acc, nacc, wi, 0, field)
 
