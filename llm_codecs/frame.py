@@ -153,6 +153,31 @@ def check_block_size(codec: BlockCodec | type[BlockCodec], block_size: int | Non
     return block_size
 
 
+def parse_footer(footer: bytes) -> tuple[int, int, int, int]:
+    """Unpack and verify a frame's last :data:`FOOTER_SIZE` bytes.
+
+    Returns
+    -------
+    index_offset, block_count, original_size, index_crc : int
+
+    Raises
+    ------
+    CorruptDataError
+        The bytes are not a valid LLMZ footer.
+    """
+    if len(footer) != FOOTER_SIZE:
+        raise CorruptDataError("truncated frame: no room for a footer")
+    index_offset, count, size, index_crc, footer_crc, magic = _FOOTER.unpack(footer)
+    if magic != FOOTER_MAGIC or _crc(footer[: FOOTER_SIZE - 8]) != footer_crc:
+        raise CorruptDataError("truncated or damaged frame: bad footer")
+    return index_offset, count, size, index_crc
+
+
+def frame_size_from_footer(footer: bytes) -> int:
+    """The original size recorded in a frame's footer: one small read gives a file's size."""
+    return parse_footer(footer)[2]
+
+
 class FrameWriter:
     """Write an LLMZ frame to a binary stream, one block at a time.
 
@@ -301,9 +326,7 @@ class FrameReader:
 
     def _read_index(self, header_end: int, total: int) -> list[BlockEntry]:
         raw = self._read_at(total - FOOTER_SIZE, FOOTER_SIZE)
-        index_offset, count, size, index_crc, footer_crc, magic = _FOOTER.unpack(raw)
-        if magic != FOOTER_MAGIC or _crc(raw[: FOOTER_SIZE - 8]) != footer_crc:
-            raise CorruptDataError("truncated or damaged frame: bad footer")
+        index_offset, count, size, index_crc = parse_footer(raw)
         index_end = index_offset + count * INDEX_ENTRY_SIZE
         if index_offset < header_end or index_end != total - FOOTER_SIZE:
             raise CorruptDataError("frame footer does not match the frame's length")

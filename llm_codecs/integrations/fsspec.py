@@ -40,13 +40,11 @@ from ..api import DEFAULT_CODEC
 from ..codecs import BlockCodec, codec_class, make_codec
 from ..errors import CorruptDataError
 from ..frame import (
-    _FOOTER,
-    FOOTER_MAGIC,
     FOOTER_SIZE,
     FrameReader,
     FrameWriter,
-    _crc,
     check_block_size,
+    frame_size_from_footer,
 )
 
 #: Suffix of the stored (compressed) files in the wrapped filesystem.
@@ -57,23 +55,6 @@ _FS_OPTIONS = frozenset(
 )
 #: Targets whose writes go to a temporary sibling that is then renamed into place.
 _RENAME_TARGETS = (LocalFileSystem, MemoryFileSystem)
-
-
-def frame_size_from_footer(footer: bytes) -> int:
-    """Return the original size recorded in an LLMZ frame's last ``FOOTER_SIZE`` bytes.
-
-    Raises
-    ------
-    CorruptDataError
-        The bytes are not a valid LLMZ footer.
-    """
-    if len(footer) != FOOTER_SIZE:
-        raise CorruptDataError("truncated frame: no room for a footer")
-    *_, size, _index_crc, footer_crc, magic = _FOOTER.unpack(footer)
-    # Same check as FrameReader's: the footer CRC-32 covers all but its last 8 bytes.
-    if magic != FOOTER_MAGIC or _crc(footer[: FOOTER_SIZE - 8]) != footer_crc:
-        raise CorruptDataError("truncated or damaged frame: bad footer")
-    return size
 
 
 class LLMZFile(io.BufferedIOBase):
