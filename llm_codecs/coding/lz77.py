@@ -58,8 +58,8 @@ LITLEN_ALPHABET = 256 + LEN_CODES
 DIST_ALPHABET = 2 + 52
 #: Farthest distance the code can express.
 MAX_DISTANCE = 1 << 26
-#: Number of repeat distances.
-N_REPS = 2
+#: Slack after the block in the decoder's buffer for 8-byte copies that overshoot a match.
+REBUILD_PAD = 8
 
 ERRORS = {
     1: "literal or match runs past the end of the block",
@@ -367,14 +367,29 @@ def _peek(words, pos):
     return (words[w] >> o) | ((words[w + 1] << np.uint64(1)) << (np.uint64(63) - o))
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _store64(out, i, v):
+    """Store ``v`` little-endian at ``out[i:i + 8]`` (merged into one unaligned store)."""
+    u = np.uint64(i)
+    m = np.uint64(0xFF)
+    out[u] = np.uint8(v & m)
+    out[u + np.uint64(1)] = np.uint8((v >> np.uint64(8)) & m)
+    out[u + np.uint64(2)] = np.uint8((v >> np.uint64(16)) & m)
+    out[u + np.uint64(3)] = np.uint8((v >> np.uint64(24)) & m)
+    out[u + np.uint64(4)] = np.uint8((v >> np.uint64(32)) & m)
+    out[u + np.uint64(5)] = np.uint8((v >> np.uint64(40)) & m)
+    out[u + np.uint64(6)] = np.uint8((v >> np.uint64(48)) & m)
+    out[u + np.uint64(7)] = np.uint8((v >> np.uint64(56)) & m)
+
+
 @nb.njit(cache=True, nogil=True)
 def _rebuild_kernel(litlen, dist, words, nbits, out, len_base, len_extra, dist_base, dist_extra):
-    """Write the block into ``out``; return 0 or an error code of :data:`ERRORS`.
+    """Write the block into ``out[:-REBUILD_PAD]``; return 0 or an error code of :data:`ERRORS`.
 
     ``words`` holds the extra bits with at least two zero words past ``nbits``: every read
     happens at a position <= nbits + 64 and is checked against ``nbits`` before use.
     """
-    size = out.shape[0]
+    size = out.shape[0] - REBUILD_PAD
     nl = litlen.shape[0]
     nd = dist.shape[0]
     op = 0
@@ -425,8 +440,11 @@ def _rebuild_kernel(litlen, dist, words, nbits, out, len_base, len_extra, dist_b
         if d > op:
             return 2
         src = op - d
-        if d >= ln and ln > 32:
-            out[op:op + ln] = out[src:src + ln]
+        if d >= 8:
+            # 8 bytes at a time; may write up to 7 bytes past the match (``out`` is padded),
+            # which later tokens overwrite. Reads stay behind ``op`` because d >= 8.
+            for j in range(0, ln, 8):
+                _store64(out, op + j, _load64(out, src + j))
         else:
             for j in range(ln):
                 out[op + j] = out[src + j]
@@ -467,7 +485,7 @@ def rebuild(litlen: np.ndarray, dist: np.ndarray, extra, size: int) -> tuple[np.
     words = np.zeros(nb_ // 8 + 3, dtype="<u8")
     words.view(np.uint8)[:nb_] = buf
     words = words.astype(np.uint64, copy=False)
-    out = np.empty(size, dtype=np.uint8)
+    out = np.empty(size + REBUILD_PAD, dtype=np.uint8)
     err = _rebuild_kernel(litlen, dist, words, 8 * nb_, out, LEN_BASE, LEN_EXTRA, DIST_BASE,
                           DIST_EXTRA)
-    return out, err
+    return out[:size], err
