@@ -1,0 +1,103 @@
+"""The entropy-coding layer on its own: quantized tables and the vectorized rANS coder, checked
+against the plain-Python reference coder."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llm_codecs import CorruptDataError
+from llm_codecs.coding import reference_rans
+from llm_codecs.coding.quantize import cumulative, quantize
+from llm_codecs.coding.rans import RansDecoder, RansEncoder, find_symbols, symbol_bounds
+
+torch = pytest.importorskip("torch")
+
+
+def random_logits(rows: int, vocab: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(rows, vocab, generator=g) * 4
+
+
+@pytest.mark.parametrize("scale_bits", [24, 28, 31])
+def test_tables_sum_exactly_and_keep_every_symbol(scale_bits):
+    logits = random_logits(16, 5000, 0)
+    logits[0, :] = -math.inf
+    logits[1, 7] = math.inf
+    logits[2, 3] = math.nan
+    freqs = quantize(logits, scale_bits)
+    assert (freqs >= 1).all()
+    assert (freqs.sum(dim=1) == 1 << scale_bits).all()
+
+
+def test_a_row_quantizes_the_same_alone_in_a_batch_and_at_any_thread_count():
+    logits = random_logits(64, 30_000, 1)
+    batch = quantize(logits)
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for i in (0, 17, 63):
+                assert torch.equal(quantize(logits[i : i + 1])[0], batch[i])
+            assert torch.equal(quantize(logits), batch)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_quantization_costs_little_over_the_model_cross_entropy():
+    logits = random_logits(8, 50_000, 2)
+    p = torch.softmax(logits.double(), dim=1)
+    freqs = quantize(logits, 28).double() / (1 << 28)
+    excess = (p * (torch.log2(p) - torch.log2(freqs))).sum(dim=1)
+    assert float(excess.max()) < 0.01  # bits per token
+
+
+@given(seed=st.integers(0, 2**31), lanes=st.integers(1, 6), steps=st.integers(0, 60),
+       scale_bits=st.integers(24, 31))
+@settings(max_examples=40, deadline=None)
+def test_vectorized_coder_matches_the_reference_and_round_trips(seed, lanes, steps, scale_bits):
+    rng = np.random.default_rng(seed)
+    vocab = int(rng.integers(2, 300))
+    logits = torch.from_numpy(rng.normal(0, 3, (steps, lanes, vocab)).astype(np.float32))
+    symbols = torch.from_numpy(rng.integers(0, vocab, (steps, lanes)))
+    lengths = rng.integers(0, steps + 1, lanes)
+    active = torch.from_numpy(np.arange(steps)[:, None] < lengths[None, :])
+    cums = [cumulative(quantize(logits[t], scale_bits)) for t in range(steps)]
+    bounds = [symbol_bounds(cums[t], symbols[t]) for t in range(steps)]
+
+    enc = RansEncoder(lanes)
+    for t in reversed(range(steps)):
+        enc.encode_step(*bounds[t], scale_bits, active[t])
+    streams = enc.finish()
+
+    for lane in range(lanes):
+        pairs = [(int(bounds[t][0][lane]), int(bounds[t][1][lane]))
+                 for t in range(int(lengths[lane]))]
+        assert streams[lane] == reference_rans.encode(pairs, scale_bits)
+
+    dec = RansDecoder(streams)
+    for t in range(steps):
+        found, start, freq = find_symbols(cums[t], dec.peek(scale_bits))
+        dec.advance(start, freq, scale_bits, active[t])
+        assert torch.equal(found[active[t]], symbols[t][active[t]])
+    dec.check_finished()
+
+
+def test_damaged_streams_are_reported_not_decoded():
+    cum = cumulative(quantize(random_logits(1, 50, 3), 24))
+    symbols = torch.tensor([[5], [7], [11], [13]] * 40)
+    enc = RansEncoder(1)
+    for t in reversed(range(len(symbols))):
+        enc.encode_step(*symbol_bounds(cum, symbols[t]), 24)
+    (stream,) = enc.finish()
+    for bad in (stream[:-4], stream + b"\0\0\0\0", stream[:5], b"\xff" * 8 + stream[8:]):
+        dec = RansDecoder([bad])
+        for _ in range(len(symbols)):
+            _, start, freq = find_symbols(cum, dec.peek(24))
+            dec.advance(start, freq, 24)
+        with pytest.raises(CorruptDataError):
+            dec.check_finished()
