@@ -96,7 +96,9 @@ def compress_stream(
     """
     total = 0
     with FrameWriter(dst, _resolve(codec, params), block_size) as writer:
-        while chunk := src.read(_COPY_CHUNK):
+        # Read about one block at a time so that progress follows slow (model) codecs closely.
+        step = min(_COPY_CHUNK, max(writer.block_size, 64 << 10))
+        while chunk := src.read(step):
             writer.write(chunk)
             total += len(chunk)
             if progress is not None:

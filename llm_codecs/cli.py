@@ -99,6 +99,36 @@ def _codec_list(text: str) -> list[str]:
     return names
 
 
+def _param(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, true, null), else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="NAME",
+                   help="llm codec: 'default' (embedded), a HuggingFace hub id or a local "
+                        "directory")
+    p.add_argument("-p", "--param", type=_param, action="append", default=[],
+                   metavar="KEY=VALUE",
+                   help="any other codec parameter, e.g. -p lanes=64 (repeatable)")
+
+
+def _codec_params(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    """Codec parameters from --level, --model and --param, for codec ``name``."""
+    params: dict[str, Any] = dict(args.param)
+    if args.level is not None and (name == args.codec or _takes_level(name)):
+        params["level"] = args.level
+    if args.model is not None:
+        params["model"] = args.model
+    return params
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``llm-codecs`` with all its subcommands.
 
@@ -133,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", default=DEFAULT_CODEC, choices=codec_names(),
                    help=f"codec to use (default: {DEFAULT_CODEC})")
     p.add_argument("--level", type=int, metavar="N", help="codec level (codec parameter 'level')")
+    _model_options(p)
     p.add_argument("--block-size", type=parse_size, metavar="SIZE",
                    help="original bytes per block, e.g. 65536, 64K, 1M (default: the codec's)")
     file_options(p, "FILE.llmz")
@@ -162,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated codecs of ours (default: {','.join(codec_names())})")
     p.add_argument("--level", type=int, metavar="N",
                    help="level for those of our codecs that take one")
+    _model_options(p)
     p.add_argument("--block-size", type=parse_size, metavar="SIZE",
                    help="block size for our codecs")
     p.add_argument("--against", type=_against_list, default=list(CLASSIC_CODECS),
@@ -416,7 +448,7 @@ def cmd_compress(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
     if args.stdout and len(args.files) > 1:
         # Unlike gzip members, concatenated LLMZ frames are not one valid frame.
         parser.error("-c/--stdout takes a single input file (frames cannot be concatenated)")
-    params = {} if args.level is None else {"level": args.level}
+    params = _codec_params(args, args.codec)
     try:
         codec = make_codec(args.codec, **params)
         block_size = check_block_size(codec, args.block_size)
@@ -725,7 +757,10 @@ def _our_label(codec: BlockCodec) -> str:
     label = codec.name
     if "level" in params:
         label += f"-{params['level']}"
-    rest = {k: v for k, v in params.items() if k != "level"}
+    defaults = make_codec(codec.name).params()
+    # Only what differs from the codec's defaults, and always the model: labels stay short.
+    rest = {k: v for k, v in params.items()
+            if k != "level" and (k == "model" or defaults.get(k) != v)}
     if rest:
         label += " " + ",".join(f"{k}={v}" for k, v in sorted(rest.items()))
     return label
@@ -765,7 +800,9 @@ def cmd_bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         for name in names:
             # An explicit --level goes to the codecs that have levels; the others run as they are.
-            params = {"level": args.level} if args.level is not None and _takes_level(name) else {}
+            params = _codec_params(args, name)
+            if name != "llm":
+                params.pop("model", None)
             codec = make_codec(name, **params)
             ours.append((codec, check_block_size(codec, args.block_size)))
     except CodecError as exc:
