@@ -122,6 +122,11 @@ def _load(model: str, revision: str | None, device: str, dtype: str,
     finally:
         if bars:
             transformers.utils.logging.enable_progress_bar()
+    if device.startswith("cuda"):
+        # Autotuning picks kernels by timing and TF32 by default: both would differ between runs.
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     lm.eval().to(device)
     # Hash what was loaded, after the dtype cast: that is what the numbers depend on.
     identity = {"name": model, "revision": revision, "sha256": _hash_model(lm, tokenizer)}
