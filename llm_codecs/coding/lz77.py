@@ -101,13 +101,13 @@ LEN_BASE, LEN_EXTRA, DIST_BASE, DIST_EXTRA = _tables()
 # Encoder
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _bitlen(v):
     """Number of bits of ``v`` >= 0 (0 for 0)."""
     return 64 - np.int64(leading_zeros(np.uint64(v)))
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _load64(data, i):
     """The 8 bytes at ``i`` as a little-endian integer (``data`` is padded past the block).
 
@@ -123,13 +123,13 @@ def _load64(data, i):
             | (np.uint64(data[u + np.uint64(7)]) << np.uint64(56)))
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _hash4(data, i, shift):
     v = _load64(data, i) & np.uint64(0xFFFFFFFF)
     return np.int64(((v * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)) >> np.uint64(shift))
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _match_len(data, a, b, limit):
     """Length of the common prefix of data[a:] and data[b:], at most ``limit``."""
     n = 0
@@ -142,13 +142,13 @@ def _match_len(data, a, b, limit):
     return limit
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _score(length, dcost):
     """Rough worth in bits of a match: 8 bits per covered byte less the distance's cost."""
     return 8 * length - dcost
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _insert(data, head, prev, ins, upto, shift):
     while ins < upto:
         h = _hash4(data, ins, shift)
@@ -208,7 +208,7 @@ def _find(data, i, n, head, prev, shift, window, chain, nice, good, rep0, rep1, 
     return best_len, best_d, best_kind, best_score
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _put(words, acc, nacc, wi, value, nbits):
     """Append ``nbits`` (< 64) bits of ``value`` to the writer state (acc, nacc, wi)."""
     if nbits == 0:
@@ -359,7 +359,7 @@ def parse(data: np.ndarray, *, window: int, chain: int, nice: int, good: int, la
 # Decoder
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _peek(words, pos):
     """The 64 bits of the stream starting at bit ``pos`` (words must extend past it)."""
     w = pos >> 6
@@ -367,7 +367,7 @@ def _peek(words, pos):
     return (words[w] >> o) | ((words[w + 1] << np.uint64(1)) << (np.uint64(63) - o))
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _store64(out, i, v):
     """Store ``v`` little-endian at ``out[i:i + 8]`` (merged into one unaligned store)."""
     u = np.uint64(i)
