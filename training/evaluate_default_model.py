@@ -1,0 +1,80 @@
+"""Measure a trained default model: bits per byte on files and the codec's step throughput.
+
+Examples
+--------
+::
+
+    python training/evaluate_default_model.py --files ../shared/corpus/valid/gutenberg/pg84.txt \\
+        --limit 65536 --widths 32 64 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from train_default_model import (
+    REPO,
+    bits_of,
+    encode,
+    raw_tokenizer,
+    step_throughput,
+    to_lf,
+)
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    argparse.Namespace
+        The parsed options.
+    """
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, default=REPO / "llm_codecs" / "models" / "default")
+    p.add_argument("--files", type=Path, nargs="*", default=[])
+    p.add_argument("--limit", type=int, default=1 << 16, help="bytes of each file to score")
+    p.add_argument("--ctx", type=int, default=512, help="teacher-forcing window in tokens")
+    p.add_argument("--widths", type=int, nargs="*", default=[32, 64])
+    p.add_argument("--steps", type=int, default=256, help="decode steps per throughput run")
+    p.add_argument("--threads", type=int, default=2)
+    return p.parse_args(argv)
+
+
+def file_report(model, tok, path: Path, limit: int, ctx: int, eos_id: int) -> dict:
+    """Bits per byte and bytes per token of a file's first ``limit`` bytes, raw and as LF."""
+    raw = path.read_bytes()[:limit]
+    out = {"file": str(path), "bytes": len(raw)}
+    for name, data in (("raw", raw), ("lf", to_lf(raw))):
+        ids = encode(tok, data)
+        out[f"{name}_bpb"] = round(bits_of(model, ids, ctx, eos_id) / len(data), 4)
+        out[f"{name}_bytes_per_token"] = round(len(data) / len(ids), 3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print one JSON line per file and one for the throughput."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    tok = raw_tokenizer(tokenizer)
+    eos_id = tokenizer.eos_token_id
+    for path in args.files:
+        print(json.dumps(file_report(model, tok, path, args.limit, args.ctx, eos_id)))
+    speed = {f"W{w}": round(step_throughput(model, w, args.steps)) for w in args.widths}
+    print(json.dumps({"threads": args.threads, "tokens_per_s": speed}))
+
+
+if __name__ == "__main__":
+    main()
