@@ -193,8 +193,9 @@ class FrameWriter:
     block_size : int, optional
         Original bytes per block; the codec's default when omitted.
     batch_blocks : int, optional
-        How many full blocks to hand to :meth:`BlockCodec.encode_blocks` at once (codecs that
-        batch across blocks, such as the LLM codec, gain from more).
+        How many full blocks to hand to :meth:`BlockCodec.encode_blocks` at once; by default
+        the codec's :attr:`~llm_codecs.codecs.BlockCodec.workers` (the LLM codec codes that many
+        blocks in parallel threads).
     """
 
     def __init__(
@@ -202,12 +203,12 @@ class FrameWriter:
         fileobj: BinaryIO,
         codec: BlockCodec,
         block_size: int | None = None,
-        batch_blocks: int = 1,
+        batch_blocks: int | None = None,
     ):
         self._out = fileobj
         self._codec = codec
         self.block_size = check_block_size(codec, block_size)
-        self._batch_blocks = max(1, int(batch_blocks))
+        self._batch_blocks = max(1, int(codec.workers if batch_blocks is None else batch_blocks))
         self._pending = bytearray()
         self._index: list[BlockEntry] = []
         self._position = 0
@@ -367,10 +368,25 @@ class FrameReader:
             raise CorruptDataError(f"block {i}: decoded data checksum mismatch")
         return data
 
+    def _read_blocks(self, first: int, last: int) -> Iterator[bytes]:
+        """Blocks ``first .. last`` in order, decoded ``codec.workers`` at a time in threads."""
+        workers = min(self.codec.workers, last - first + 1)
+        if workers <= 1:
+            for i in range(first, last + 1):
+                yield self.read_block(i)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="llmz-decode") as pool:
+            # Bounded look-ahead: memory stays at a few blocks per worker.
+            for start in range(first, last + 1, 2 * workers):
+                stop = min(last + 1, start + 2 * workers)
+                yield from pool.map(self.read_block, range(start, stop))
+
     def iter_blocks(self) -> Iterator[bytes]:
         """Yield every block's original bytes in order."""
-        for i in range(len(self.blocks)):
-            yield self.read_block(i)
+        if self.blocks:
+            yield from self._read_blocks(0, len(self.blocks) - 1)
 
     def read(self, offset: int = 0, size: int | None = None) -> bytes:
         """Return ``size`` original bytes from ``offset`` (to the end when ``size`` is None).
@@ -387,7 +403,7 @@ class FrameReader:
             return b""
         bs = self.header.block_size
         first, last = offset // bs, (stop - 1) // bs
-        parts = [self.read_block(i) for i in range(first, last + 1)]
+        parts = list(self._read_blocks(first, last))
         joined = b"".join(parts) if len(parts) > 1 else parts[0]
         start = offset - first * bs
         return joined[start : start + (stop - offset)]

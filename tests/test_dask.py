@@ -1,7 +1,7 @@
 """Dask: ``to_zarr``/``from_zarr`` with llm_codecs codecs on a multi-process LocalCluster.
 
-Runs in CI (marked ``slow``, about 15 s): one two-worker cluster serves every codec. Add
-``("llm_codecs.llm", {"model": "default"})`` to ``CODECS`` once the LLM codec ships.
+Runs in CI (marked ``slow``): one two-worker cluster serves every codec, the LLM codec with a
+tiny local model (``fallback=False`` so the model really codes every chunk).
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ def client():
         yield c
 
 
-def _data() -> np.ndarray:
+def _data(shape=(240, 320)) -> np.ndarray:
     rng = np.random.default_rng(42)
-    walk = np.cumsum(rng.integers(-3, 4, size=(240, 320)), axis=1)  # compressible, not trivial
+    walk = np.cumsum(rng.integers(-3, 4, size=shape), axis=1)  # compressible, not trivial
     return walk.astype("<i4")
 
 
@@ -49,11 +49,21 @@ def _files(root: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
-@pytest.mark.parametrize(("name", "config"), CODECS, ids=[c[0] for c in CODECS])
-def test_to_zarr_from_zarr_on_a_cluster(client, tmp_path, name, config):
+@pytest.fixture(params=[*CODECS, ("llm_codecs.llm", None)], ids=lambda c: c[0])
+def codec_config(request, tiny_models):
+    name, config = request.param
+    if config is None:
+        config = {"model": tiny_models["gpt2"], "fallback": False, "block_size": 4096}
+    return name, config
+
+
+def test_to_zarr_from_zarr_on_a_cluster(client, tmp_path, codec_config):
+    name, config = codec_config
     codec = ZARR_CODECS[name].from_dict({"name": name, "configuration": config})
-    data = _data()
-    darr = da.from_array(data, chunks=(60, 80))
+    # The model codes a few hundred bytes per second per token here: keep its chunks small.
+    small = name == "llm_codecs.llm"
+    data = _data((24, 32) if small else (240, 320))
+    darr = da.from_array(data, chunks=(6, 8) if small else (60, 80))
 
     distributed_path, single_path = tmp_path / "cluster.zarr", tmp_path / "single.zarr"
     da.to_zarr(darr, str(distributed_path), compressors=[codec], zarr_format=3)
@@ -77,3 +87,8 @@ def test_to_zarr_from_zarr_on_a_cluster(client, tmp_path, name, config):
     graph = back.__dask_graph__()
     assert len(pickle.dumps(dict(graph))) < 20_000
     assert len(pickle.dumps(zarr.open_array(str(distributed_path), mode="r"))) < 5_000
+    if name == "llm_codecs.llm":
+        # Every worker loaded the model exactly once, however many chunks it coded.
+        counts = client.run(lambda: len(__import__("llm_codecs.models.loading",
+                                                   fromlist=["_cache"])._cache))
+        assert set(counts.values()) == {1}

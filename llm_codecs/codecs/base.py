@@ -33,6 +33,11 @@ class BlockCodec(ABC):
     #: Largest block this codec accepts.
     max_block_size: ClassVar[int] = 64 << 20
 
+    @property
+    def workers(self) -> int:
+        """Blocks this codec can usefully code at once in threads (the frame batches that many)."""
+        return 1
+
     def params(self) -> dict[str, Any]:
         """Return the JSON-serialisable parameters that rebuild an equivalent codec."""
         return {}

@@ -18,9 +18,12 @@ one Zarr chunk) replays exactly what its encoder did.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,6 +43,10 @@ _CONTROL = np.zeros(256, dtype=bool)
 _CONTROL[[*range(0, 9), 11, 12, *range(14, 32), 127]] = True
 _ESCAPED = re.compile("[\udc80-\udcff]")
 _FALLBACK_METHOD = 2  # lz77
+#: torch threads the model runs with unless configured: a constant, not the machine's core
+#: count, so that the same data and configuration give the same frame on every machine and in
+#: every process (Dask workers, for one, start with torch limited to one thread).
+DEFAULT_THREADS = 1
 
 
 class NumericsWarning(UserWarning):
@@ -92,6 +99,48 @@ def lane_layout(tokens: int, lanes: int) -> tuple[int, int]:
     steps = -(-tokens // used)
     used = -(-tokens // steps)  # drop lanes the rounding left empty
     return used, steps
+
+
+class _ThreadGate:
+    """Lets model runs overlap only while they all want the same torch thread count.
+
+    The coded bits depend on torch's intra-op thread count. That setting lives partly in each
+    OS thread (OpenMP's per-thread value, which a new thread does not inherit) and partly in the
+    process, so every run sets it in its own thread, and runs that want different counts never
+    overlap. Runs that want the same count proceed together: torch releases the GIL, so
+    single-threaded runs of several blocks fill several cores. Each thread gets its own setting
+    back when its run ends.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._threads = 0
+
+    @contextmanager
+    def hold(self, threads: int):
+        import torch
+
+        with self._cond:
+            while self._active and self._threads != threads:
+                self._cond.wait()
+            self._threads = threads
+            self._active += 1
+        previous = torch.get_num_threads()  # this OS thread's value
+        try:
+            if previous != threads:
+                torch.set_num_threads(threads)
+            yield
+        finally:
+            if previous != threads:
+                torch.set_num_threads(previous)
+            with self._cond:
+                self._active -= 1
+                if self._active == 0:
+                    self._cond.notify_all()
+
+
+_GATE = _ThreadGate()
 
 
 class _Schedule:
@@ -150,9 +199,10 @@ class LanguageModelCodec(BlockCodec):
         own limit).
     scale_bits : int
         Precision of the frequency tables (24 .. 31).
-    threads : int, optional
-        torch intra-op threads the model runs with; results depend on it, so it is recorded and
-        decoding uses the same. Default: torch's current setting at construction.
+    threads : int
+        torch intra-op threads the model runs with (default :data:`DEFAULT_THREADS`); results
+        depend on it, so it is recorded and decoding uses the same, whatever the process's own
+        torch setting (restored afterwards).
     device : str
         ``"cpu"`` or ``"cuda"``/``"cuda:N"``.
     dtype : str
@@ -176,14 +226,12 @@ class LanguageModelCodec(BlockCodec):
         lanes: int = 32,
         context: int = 512,
         scale_bits: int = 28,
-        threads: int | None = None,
+        threads: int = DEFAULT_THREADS,
         device: str = "cpu",
         dtype: str = "float32",
         fallback: bool = True,
         local_files_only: bool = False,
     ):
-        import torch
-
         if not isinstance(model, str) or not model:
             raise CodecError(f"model must be a non-empty string, got {model!r}")
         if revision is not None and not isinstance(revision, str):
@@ -195,9 +243,7 @@ class LanguageModelCodec(BlockCodec):
         self.lanes = check_int_param("lanes", lanes, 1, 1024)
         self.context = check_int_param("context", context, 16, 8192)
         self.scale_bits = check_int_param("scale_bits", scale_bits, 24, 31)
-        self.threads = check_int_param(
-            "threads", torch.get_num_threads() if threads is None else threads, 1, 1024
-        )
+        self.threads = check_int_param("threads", threads, 1, 1024)
         self.device = device
         self.dtype = dtype
         if not isinstance(fallback, bool):
@@ -317,23 +363,35 @@ class LanguageModelCodec(BlockCodec):
             self._fallback = make_codec("lz77", level=9)
         return self._fallback
 
+    @property
+    def workers(self) -> int:
+        """Blocks coded at once: one per ``threads`` cores (each block's run is independent)."""
+        return max(1, (os.cpu_count() or 1) // self.threads)
+
     def encode_blocks(self, blocks: list[bytes]) -> list[tuple[int, bytes]]:
-        """Code each block with the model, or with LZ77 where that is smaller or it is binary."""
-        out = []
-        for block in blocks:
-            if not self.fallback:
-                coded = self.encode_block(block) if block else b""
-                if coded is None:
-                    raise CodecError("the model's tokenizer cannot represent this block")
-                out.append((self.method_id, coded))
-                continue
-            method, payload = _FALLBACK_METHOD, self._fallback_codec().encode_block(block)
-            if block and not looks_binary(block):
-                coded = self.encode_block(block)
-                if coded is not None and len(coded) < len(payload):
-                    method, payload = self.method_id, coded
-            out.append((method, payload))
-        return out
+        """Code each block with the model, or with LZ77 where that is smaller or it is binary.
+
+        Blocks are coded in parallel threads (:attr:`workers`); each block's bits depend only on
+        the block and the configuration, never on which blocks run beside it.
+        """
+        if len(blocks) <= 1 or self.workers <= 1:
+            return [self._encode_one(b) for b in blocks]
+        _ = self.loaded  # load once, before the threads race for it
+        with ThreadPoolExecutor(min(self.workers, len(blocks))) as pool:
+            return list(pool.map(self._encode_one, blocks))
+
+    def _encode_one(self, block: bytes) -> tuple[int, bytes]:
+        if not self.fallback:
+            coded = self.encode_block(block) if block else b""
+            if coded is None:
+                raise CodecError("the model's tokenizer cannot represent this block")
+            return self.method_id, coded
+        method, payload = _FALLBACK_METHOD, self._fallback_codec().encode_block(block)
+        if block and not looks_binary(block):
+            coded = self.encode_block(block)
+            if coded is not None and len(coded) < len(payload):
+                method, payload = self.method_id, coded
+        return method, payload
 
     def _context_for(self, loaded) -> int:
         limit = loaded.max_positions
@@ -350,19 +408,12 @@ class LanguageModelCodec(BlockCodec):
         return 0
 
     def _run(self, fn):
-        """Run ``fn(loaded)`` holding the model, with the recorded thread count, no autograd."""
+        """Run ``fn(loaded)`` with the recorded torch thread count and no autograd."""
         import torch
 
         loaded = self.loaded
-        with loaded.lock, torch.inference_mode():
-            previous = torch.get_num_threads()
-            if previous != self.threads:
-                torch.set_num_threads(self.threads)
-            try:
-                return fn(loaded)
-            finally:
-                if previous != self.threads:
-                    torch.set_num_threads(previous)
+        with _GATE.hold(self.threads), torch.inference_mode():
+            return fn(loaded)
 
     def encode_block(self, block: bytes) -> bytes | None:
         """The LLM payload of one block, or None if the tokenizer cannot represent it."""

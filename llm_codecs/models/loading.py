@@ -13,7 +13,7 @@ import hashlib
 import os
 import platform
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,6 @@ class LoadedModel:
         ``{"name", "revision", "sha256"}``: the hash covers the weights (names, shapes, dtypes,
         values) and the tokenizer's full JSON, so any change to either is detected.
     device, dtype : str
-    lock : threading.Lock
-        Held while the model runs: its KV cache and torch's thread setting are not re-entrant.
     """
 
     model: Any
@@ -54,7 +52,6 @@ class LoadedModel:
     identity: dict[str, Any]
     device: str
     dtype: str
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def vocab_size(self) -> int:
