@@ -10,8 +10,8 @@ from typing import BinaryIO
 from .codecs import BlockCodec, make_codec
 from .frame import FrameReader, FrameWriter
 
-#: Codec used when none is named. The LLM codec takes over once its model ships.
-DEFAULT_CODEC = "lz77"
+#: Codec used when none is named: the LLM codec with the embedded default model.
+DEFAULT_CODEC = "llm"
 _COPY_CHUNK = 1 << 20
 
 

@@ -117,7 +117,7 @@ def test_keep_level_block_size_and_output(alice, text, tmp_path, capsysbinary):
 
 
 def test_stdout_keeps_input(alice, text, capsysbinary):
-    status, out, err = run(["compress", "-c", alice], capsysbinary)
+    status, out, err = run(["compress", "-c", "--codec", "lz77", alice], capsysbinary)
     assert status == 0, err
     assert alice.exists(), "writing to stdout never removes the input"
     assert not alice.with_name("alice29.txt.llmz").exists()
@@ -135,13 +135,13 @@ def test_empty_file(tmp_path, capsysbinary):
 def test_refuses_to_overwrite_without_force(alice, text, capsysbinary):
     packed = alice.with_name("alice29.txt.llmz")
     packed.write_bytes(b"precious")
-    status, _, err = run(["compress", alice], capsysbinary)
+    status, _, err = run(["compress", "--codec", "lz77", alice], capsysbinary)
     assert status == 1
     assert err.startswith(f"llm-codecs: {alice}: ") and "already exists" in err
     assert packed.read_bytes() == b"precious", "the existing file is untouched"
     assert alice.read_bytes() == text, "the input stays when nothing was written"
 
-    status, _, err = run(["compress", "-f", "-k", alice], capsysbinary)
+    status, _, err = run(["compress", "--codec", "huffman", "-f", "-k", alice], capsysbinary)
     assert status == 0, err
     assert llm_codecs.decompress(packed.read_bytes()) == text
 
@@ -153,7 +153,7 @@ def test_refuses_to_overwrite_without_force(alice, text, capsysbinary):
 
 def test_one_failure_does_not_stop_the_others(alice, tmp_path, capsysbinary):
     missing = tmp_path / "missing.txt"
-    status, _, err = run(["compress", missing, alice], capsysbinary)
+    status, _, err = run(["compress", "--codec", "lz77", missing, alice], capsysbinary)
     assert status == 1
     assert f"llm-codecs: {missing}: No such file or directory" in err
     assert alice.with_name("alice29.txt.llmz").exists()
@@ -226,7 +226,7 @@ def test_progress_bar_goes_to_a_terminal_stderr_only(alice, text, monkeypatch, c
     for quiet in (False, True):
         terminal = Terminal()
         monkeypatch.setattr(sys, "stderr", terminal)
-        status = cli.main(["compress", "-c", "--block-size", "16K", str(alice)]
+        status = cli.main(["compress", "--codec", "lz77", "-c", "--block-size", "16K", str(alice)]
                           + (["-q"] if quiet else []))
         out, _ = capsysbinary.readouterr()
         assert status == 0
@@ -322,6 +322,24 @@ def test_subprocess_stdin_stdout_round_trip(text):
     restored = python_m("decompress", "-", stdin=packed.stdout)
     assert restored.returncode == 0, restored.stderr
     assert restored.stdout == text
+
+
+def test_main_job_uses_the_embedded_model(tmp_path, text):
+    """The README's main job: `llm-codecs compress FILE` with nothing else, in a fresh process."""
+    source = tmp_path / "alice29.txt"
+    source.write_bytes(text[: 64 << 10])
+    packed = python_m("compress", "-k", source)
+    assert packed.returncode == 0, packed.stderr
+    frame = source.with_name("alice29.txt.llmz").read_bytes()
+    reader = llm_codecs.open_frame(frame)
+    assert reader.header.codec == "llm" and reader.header.params["model"] == "default"
+    assert [b.method for b in reader.blocks] == [3], "the model codes English prose"
+    assert len(frame) < len(llm_codecs.compress(text[: 64 << 10], "lz77", level=9))
+    info = python_m("info", source.with_name("alice29.txt.llmz"))
+    assert info.returncode == 0 and b"llm" in info.stdout
+    restored = python_m("decompress", "-c", source.with_name("alice29.txt.llmz"))
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stdout == text[: 64 << 10]
 
 
 def test_subprocess_errors_have_no_traceback(tmp_path):

@@ -12,11 +12,11 @@ Stream format (bits are packed LSB-first into bytes, like deflate)::
                            2 bytes little-endian; zero bits per symbol.
     byte 0 == 0x02      -> Huffman; then, as one bitstream from byte 1 on:
         12 bits   nsym - 1: lengths follow for symbols 0 .. nsym - 1 (nsym <= alphabet_size)
-         4 bits   ncl - 4: number of code-length-code lengths (4 .. 16)
+         4 bits   ncl - 4: number of code-length-code lengths (4 .. 19)
         ncl x 3   code-length-code lengths, in the order of ``CL_ORDER``
-        ...       the nsym code lengths, coded with the code-length code: CL symbols 0..12 are a
-                  length, 13 = repeat the previous length 3..6 times (2 extra bits),
-                  14 = 3..10 zeros (3 extra bits), 15 = 11..138 zeros (7 extra bits)
+        ...       the nsym code lengths, coded with the code-length code: CL symbols 0..15 are a
+                  length, 16 = repeat the previous length 3..6 times (2 extra bits),
+                  17 = 3..10 zeros (3 extra bits), 18 = 11..138 zeros (7 extra bits)
         if count >= SPLIT_MIN:  3 x B bits, the bit lengths of segments 0, 1, 2, where
                   B = bit_length(MAX_LEN * ceil(count / 4)); the symbols are split into four
                   segments of ceil(count / 4) symbols (the last one takes the rest)
@@ -24,9 +24,10 @@ Stream format (bits are packed LSB-first into bytes, like deflate)::
         0..7      zero bits up to the byte boundary; nothing may follow.
 
 Both codes must be complete (Kraft sum exactly one) with at least two coded symbols, and no code is
-longer than :data:`MAX_LEN` (12) bits, so the decoder needs a single lookup table of at most 4096
-entries and never meets an unassigned code. Four independent segments let the decoder run four
-dependency chains at once, which is what makes table-driven decoding fast on out-of-order CPUs.
+longer than :data:`MAX_LEN` (15) bits (the encoder prefers :data:`FAST_LEN`, 12), so the decoder
+needs a single lookup table of at most 2**15 entries and never meets an unassigned code. Four
+independent segments let the decoder run four dependency chains at once, which is what makes
+table-driven decoding fast on out-of-order CPUs.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ MAX_LEN = 15
 #: only when it saves more than 1/LIMIT_GAIN of the coded bits.
 FAST_LEN = 12
 LIMIT_GAIN = 2048
-#: Largest alphabet: every symbol must still get a code of at most MAX_LEN bits.
-MAX_ALPHABET = 1 << MAX_LEN
+#: Largest alphabet: the stream's symbol-count field has 12 bits.
+MAX_ALPHABET = 1 << 12
 #: Streams of at least this many symbols are split into four independently decodable segments.
 SPLIT_MIN = 4096
 #: Longest code-length-code length (3-bit fields).
