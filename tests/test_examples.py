@@ -35,3 +35,10 @@ def test_fsspec_log(tmp_path):
 def test_dask_job(tmp_path):
     out = run_example("dask_job.py", "--out", str(tmp_path))
     assert "scheduler: tcp://" in out and "16 chunks" in out
+
+
+def test_benchmark_model_on_your_own_files(tmp_path):
+    mine = tmp_path / "notes.txt"
+    mine.write_bytes(b"Meeting notes, Tuesday.\r\nThe archive team agreed on the layout.\r\n" * 40)
+    out = run_example("benchmark_model.py", str(mine), "--max-bytes", "3000", timeout=300)
+    assert "model: default" in out and "notes.txt" in out and "bits per byte" in out
