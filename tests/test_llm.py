@@ -227,3 +227,13 @@ def test_numerics_change_warns_and_still_decodes(gpt2):
     assert any(issubclass(w.category, llm_codecs.NumericsWarning) for w in caught)
     with pytest.raises(CorruptDataError):
         codec.check_fingerprint(None)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA GPU")
+def test_cuda_round_trip_and_random_access(gpt2):
+    data = read_head("canterbury/alice29.txt", 3000) + bytes(range(256))
+    frame = roundtrip(data, gpt2, device="cuda", block_size=1000, lanes=4)
+    reader = FrameReader(frame)
+    assert reader.header.fingerprint["numerics"]["device"] == "cuda"
+    assert reader.read(1500, 700) == data[1500:2200]
