@@ -45,7 +45,9 @@ def compress(
     Returns
     -------
     bytes
-        The frame; :func:`decompress` restores ``data`` from it exactly.
+        The frame; :func:`decompress` restores ``data`` from it exactly. When a codec with a
+        per-block fallback (``"llm"``) coded no block itself, the frame is its fallback's
+        (an ``lz77`` frame), which needs no model to decode.
 
     Raises
     ------
@@ -54,9 +56,18 @@ def compress(
     """
     view = _as_bytes_view(data)
     out = io.BytesIO()
-    with FrameWriter(out, _resolve(codec, params), block_size) as writer:
+    coder = _resolve(codec, params)
+    with FrameWriter(out, coder, block_size) as writer:
         writer.write(view)
-    return out.getvalue()
+    frame = out.getvalue()
+    # A model frame in which the model coded no block becomes its fallback's plain frame: no
+    # model fingerprint in the header, and no model needed to decode it.
+    alternative = coder.frame_fallback()
+    if alternative is not None and coder.method_id not in writer.methods:
+        plain = compress(view, alternative, block_size=writer.block_size)
+        if len(plain) <= len(frame):
+            return plain
+    return frame
 
 
 def decompress(frame, offset: int = 0, size: int | None = None) -> bytes:

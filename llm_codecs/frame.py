@@ -211,6 +211,8 @@ class FrameWriter:
         self._batch_blocks = max(1, int(codec.workers if batch_blocks is None else batch_blocks))
         self._pending = bytearray()
         self._index: list[BlockEntry] = []
+        #: Per-block method bytes chosen so far (the coded blocks' methods, or stored).
+        self.methods: set[int] = set()
         self._position = 0
         self._size = 0
         self.closed = False
@@ -244,6 +246,7 @@ class FrameWriter:
                 self._position, len(payload), len(block), method, _crc(payload), _crc(block)
             )
             self._index.append(entry)
+            self.methods.add(method)
             self._size += len(block)
             self._emit(payload)
 

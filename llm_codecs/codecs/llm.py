@@ -358,6 +358,10 @@ class LanguageModelCodec(BlockCodec):
 
     # -- coding ---------------------------------------------------------------------------
 
+    def frame_fallback(self) -> BlockCodec | None:
+        """LZ77 (level 9) when ``fallback`` is on: see :meth:`BlockCodec.frame_fallback`."""
+        return self._fallback_codec() if self.fallback else None
+
     def _fallback_codec(self) -> BlockCodec:
         if self._fallback is None:
             from . import make_codec
