@@ -62,11 +62,11 @@ def compress(
     frame = out.getvalue()
     # A model frame in which the model coded no block becomes its fallback's plain frame: no
     # model fingerprint in the header, and no model needed to decode it.
-    alternative = coder.frame_fallback()
-    if alternative is not None and coder.method_id not in writer.methods:
-        plain = compress(view, alternative, block_size=writer.block_size)
-        if len(plain) <= len(frame):
-            return plain
+    if coder.method_id not in writer.methods:
+        for alternative in coder.frame_fallbacks():
+            plain = compress(view, alternative, block_size=writer.block_size)
+            if len(plain) <= len(frame):
+                frame = plain
     return frame
 
 

@@ -67,14 +67,14 @@ class BlockCodec(ABC):
         a small multiple of ``size``) on any payload it did not produce.
         """
 
-    def frame_fallback(self) -> BlockCodec | None:
-        """A codec whose whole frame may replace ours when none of our blocks used our method.
+    def frame_fallbacks(self) -> list[BlockCodec]:
+        """Codecs whose whole frame may replace ours when none of our blocks used our method.
 
-        The LLM codec returns its LZ77 fallback: a frame in which the model coded nothing is
-        then a plain LZ77 frame, without the model's fingerprint in its header, and decodes
-        without the model. None (the default) keeps the frame as it is.
+        The LLM codec returns its LZ77 fallbacks: a frame in which the model coded nothing is
+        then the smallest plain LZ77 frame, without the model's fingerprint in its header, and
+        decodes without the model. Empty (the default) keeps the frame as it is.
         """
-        return None
+        return []
 
     def encode_blocks(self, blocks: list[bytes]) -> list[tuple[int, bytes]]:
         """Encode several blocks, returning ``(method, payload)`` for each.

@@ -358,16 +358,21 @@ class LanguageModelCodec(BlockCodec):
 
     # -- coding ---------------------------------------------------------------------------
 
-    def frame_fallback(self) -> BlockCodec | None:
-        """LZ77 (level 9) when ``fallback`` is on: see :meth:`BlockCodec.frame_fallback`."""
-        return self._fallback_codec() if self.fallback else None
+    def frame_fallbacks(self) -> list[BlockCodec]:
+        """LZ77 levels 9 and default when ``fallback`` is on (see the base class)."""
+        return self._fallback_codecs() if self.fallback else []
 
-    def _fallback_codec(self) -> BlockCodec:
+    def _fallback_codecs(self) -> list[BlockCodec]:
         if self._fallback is None:
             from . import make_codec
 
-            self._fallback = make_codec("lz77", level=9)
+            # Level 9 is usually smaller, but not always (spreadsheets, some binaries): both are
+            # tried, and both are cheap next to the model.
+            self._fallback = [make_codec("lz77", level=9), make_codec("lz77")]
         return self._fallback
+
+    def _fallback_payload(self, block: bytes) -> bytes:
+        return min((c.encode_block(block) for c in self._fallback_codecs()), key=len)
 
     @property
     def workers(self) -> int:
@@ -392,7 +397,7 @@ class LanguageModelCodec(BlockCodec):
             if coded is None:
                 raise CodecError("the model's tokenizer cannot represent this block")
             return self.method_id, coded
-        method, payload = _FALLBACK_METHOD, self._fallback_codec().encode_block(block)
+        method, payload = _FALLBACK_METHOD, self._fallback_payload(block)
         if block and not looks_binary(block):
             coded = self.encode_block(block)
             if coded is not None and len(coded) < len(payload):
