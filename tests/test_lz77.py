@@ -261,7 +261,8 @@ def test_damaged_real_payloads_raise_or_decode_exactly():
         assert len(out) == len(data)
 
 
-def test_public_api_round_trip_default_codec():
+def test_public_api_round_trip_named_codec():
     data = read_head("canterbury/cp.html")
-    frame = llm_codecs.compress(data)  # lz77 is the default codec
+    frame = llm_codecs.compress(data, "lz77")
+    assert llm_codecs.open_frame(frame).header.codec == "lz77"
     assert llm_codecs.decompress(frame) == data
