@@ -68,11 +68,11 @@ class BlockCodec(ABC):
         """
 
     def frame_fallbacks(self) -> list[BlockCodec]:
-        """Codecs whose whole frame may replace ours when none of our blocks used our method.
+        """Codecs whose whole frame :func:`llm_codecs.compress` returns instead when smaller.
 
-        The LLM codec returns its LZ77 fallbacks: a frame in which the model coded nothing is
-        then the smallest plain LZ77 frame, without the model's fingerprint in its header, and
-        decodes without the model. Empty (the default) keeps the frame as it is.
+        The LLM codec returns its LZ77 fallbacks: a frame in which the model saved less than its
+        header costs (or coded nothing) is then the smallest plain LZ77 frame, without the
+        model's fingerprint, and decodes without the model. Empty (the default) keeps the frame.
         """
         return []
 
