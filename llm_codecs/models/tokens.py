@@ -184,8 +184,3 @@ class ByteTokenizer:
         ends = np.cumsum(lengths)
         within = np.arange(int(ends[-1])) - np.repeat(ends - lengths, lengths)
         return self._flat[np.repeat(starts, lengths) + within].tobytes()
-
-    def token_lengths(self, ids) -> np.ndarray:
-        """Byte length of each token id (0 for ids that are not byte-level tokens)."""
-        ids = np.asarray(ids, dtype=np.int64)
-        return self._offsets[ids + 1] - self._offsets[ids]
