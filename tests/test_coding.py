@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from llm_codecs import CorruptDataError
 from llm_codecs.coding import reference_rans
-from llm_codecs.coding.quantize import cumulative, quantize
+from llm_codecs.coding.quantize import cumulative, quantize, quantized_cumulative
 from llm_codecs.coding.rans import RansDecoder, RansEncoder, find_symbols, symbol_bounds
 
 torch = pytest.importorskip("torch")
@@ -46,6 +46,25 @@ def test_a_row_quantizes_the_same_alone_in_a_batch_and_at_any_thread_count():
             assert torch.equal(quantize(logits), batch)
     finally:
         torch.set_num_threads(previous)
+
+
+@given(seed=st.integers(0, 2**31), rows=st.integers(1, 5), vocab=st.integers(1, 3000),
+       scale_bits=st.integers(24, 31), spread=st.sampled_from([0.01, 1.0, 8.0, 1e4]),
+       dtype=st.sampled_from(["float32", "float16", "float64"]))
+@settings(max_examples=60, deadline=None, derandomize=True)
+def test_the_compiled_quantizer_is_the_torch_pipeline_bit_for_bit(seed, rows, vocab, scale_bits,
+                                                                   spread, dtype):
+    if vocab > (1 << scale_bits) >> 4:
+        return
+    logits = (random_logits(rows, vocab, seed) * spread).to(getattr(torch, dtype))
+    g = np.random.default_rng(seed)
+    for value in (math.inf, -math.inf, math.nan, 3.0e38, -3.0e38):
+        if g.random() < 0.3:
+            logits[g.integers(rows), g.integers(vocab)] = value
+    if g.random() < 0.2:
+        logits[0] = -math.inf
+    assert torch.equal(quantized_cumulative(logits, scale_bits),
+                       cumulative(quantize(logits, scale_bits)))
 
 
 def test_quantization_costs_little_over_the_model_cross_entropy():

@@ -89,11 +89,13 @@ def test_range_reads_decode_only_what_they_touch(gpt2):
         assert reader.read(offset, size) == data[offset : offset + size]
 
 
-def test_fresh_process_and_other_thread_count_decode_exactly(gpt2, tmp_path):
+@pytest.mark.parametrize("family", ["gpt2", "llama"])  # transformers' forward, the lean one
+def test_fresh_process_and_other_thread_count_decode_exactly(tiny_models, family, tmp_path):
     data = read_head("canterbury/asyoulik.txt", 500)
     frames = {}
     for threads in (1, 2):
-        frames[threads] = roundtrip(data, gpt2, threads=threads, lanes=3)
+        frames[threads] = roundtrip(data, tiny_models[family], threads=threads, lanes=3,
+                                    context=16)
         (tmp_path / f"f{threads}.llmz").write_bytes(frames[threads])
     (tmp_path / "orig").write_bytes(data)
     # The decoding process runs torch with a thread count neither frame used.
@@ -164,10 +166,11 @@ def test_damaged_llm_payloads_raise_corrupt_data_error(gpt2):
     check()
 
 
-def test_codec_is_thread_safe(gpt2):
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_codec_is_thread_safe(tiny_models, family):
     texts = [read_head(rel, 300) for rel in ("canterbury/alice29.txt", "canterbury/lcet10.txt",
                                              "misc/tinyshakespeare.txt", "loghub/HDFS_2k.log")]
-    frames = [roundtrip(t, gpt2, lanes=2) for t in texts]
+    frames = [roundtrip(t, tiny_models[family], lanes=2) for t in texts]
     with ThreadPoolExecutor(4) as pool:
         for _ in range(2):
             assert list(pool.map(llm_codecs.decompress, frames)) == texts

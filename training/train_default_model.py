@@ -67,6 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--minutes", type=float, default=None, help="calibrate --steps from the first steps' speed"
     )
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument(
+        "--init-from", type=Path, default=None,
+        help="continue from this saved model and reuse its tokenizer (a second stage)",
+    )
     # One thread: the shipped model used it (the CPU is shared, and float sums depend on it).
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--vocab-size", type=int, default=4096)
@@ -527,14 +531,21 @@ def train(args: argparse.Namespace) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     docs = load_docs(args.train_dir)
-    tokenizer = train_tokenizer(docs, args.vocab_size, args.seed)
+    if args.init_from is None:
+        tokenizer = train_tokenizer(docs, args.vocab_size, args.seed)
+    else:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(args.init_from)
     tok = raw_tokenizer(tokenizer)
     eos_id = tokenizer.convert_tokens_to_ids(EOS)
     streams = build_streams(tok, docs, eos_id)
     sizes = {f"{k}{'_swapped' if s else ''}": len(v) for (k, s), v in streams.items()}
     log_line(log, {"event": "data", "tokens": sizes, "s": round(time.perf_counter() - t_start)})
 
-    model = build_model(args, len(tokenizer), eos_id)
+    if args.init_from is None:
+        model = build_model(args, len(tokenizer), eos_id)
+    else:
+        # Stored weights are float16; training continues in float32 with a fresh optimizer.
+        model = LlamaForCausalLM.from_pretrained(args.init_from, dtype=torch.float32)
     model.train()
     opt = make_optimizer(model, args)
     rng = np.random.default_rng(args.seed)

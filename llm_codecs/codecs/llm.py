@@ -1,15 +1,19 @@
 """The model-driven codec: a causal language model predicts each token, rANS codes it.
 
 Exactness rests on one rule (``docs/determinism.md``): compression replays, call for call, the
-computation decompression performs. :class:`_Schedule` is that computation. For a block of ``T``
-tokens it is a pure function of the codec's configuration and ``T``:
+computation decompression performs. The schedule classes below are that computation. For a block
+of ``T`` tokens it is a pure function of the codec's configuration and ``T``:
 
 - the tokens are cut into ``lanes_used`` contiguous segments of ``S`` tokens (the last one
   shorter), each coded as an independent rANS stream; all lanes advance in lock-step, one token
   per lane per model call, with batch shape ``(lanes_used, 1)``;
-- every lane starts from the model's start token; when a lane's KV cache holds ``context``
-  positions, the cache is dropped and rebuilt by one forward over the last ``context // 2``
-  inputs (the *re-prefill*), again with the same shape on both sides;
+- every lane starts from the model's start token;
+- with the lean forward (``step="lean"``, Llama-family models, :mod:`~llm_codecs.models.llama_step`)
+  each lane's KV cache is a ring of ``context`` slots: token ``t`` sits at position ``t`` and
+  attends to the latest ``context`` tokens, the oldest slot being overwritten in place;
+- with ``transformers``' own forward (``step="transformers"``, any causal LM), when a lane's
+  cache holds ``context`` positions it is dropped and rebuilt by one forward over the last
+  ``context // 2`` inputs (the *re-prefill*), again with the same shape on both sides;
 - lanes past their segment's end keep receiving the start token, so shapes never change.
 
 Nothing depends on how many blocks are coded together, so one block decoded alone (a range read,
@@ -43,6 +47,7 @@ _CONTROL = np.zeros(256, dtype=bool)
 _CONTROL[[*range(0, 9), 11, 12, *range(14, 32), 127]] = True
 _ESCAPED = re.compile("[\udc80-\udcff]")
 _FALLBACK_METHOD = 2  # lz77
+_STEPS = ("auto", "lean", "transformers")
 #: torch threads the model runs with unless configured: a constant, not the machine's core
 #: count, so that the same data and configuration give the same frame on every machine and in
 #: every process (Dask workers, for one, start with torch limited to one thread).
@@ -143,8 +148,27 @@ class _ThreadGate:
 _GATE = _ThreadGate()
 
 
-class _Schedule:
-    """The model calls of one block, identical for encoder and decoder (module docstring)."""
+class _RingSchedule:
+    """Lean forward with a ring KV cache of ``context`` slots per lane (module docstring)."""
+
+    def __init__(self, loaded, lanes: int, steps: int, context: int, start_id: int):
+        import torch
+
+        from ..models.llama_step import LlamaStep
+
+        self.inputs = torch.full((lanes, steps), start_id, dtype=torch.int64,
+                                 device=loaded.device)
+        self._slots = max(1, min(context, steps))
+        self._step = LlamaStep(loaded.model, lanes, self._slots, positions=steps)
+
+    def logits(self, t: int):
+        """Float logits ``(lanes, V)`` predicting token ``t``; ``inputs[:, :t + 1]`` must be set."""
+        return self._step.step(self.inputs[:, t], t, slot=t % self._slots,
+                               filled=min(t + 1, self._slots))
+
+
+class _ReprefillSchedule:
+    """``transformers``' forward and cache, re-prefilled at ``context`` (module docstring)."""
 
     def __init__(self, loaded, lanes: int, steps: int, context: int, start_id: int):
         import inspect
@@ -195,10 +219,16 @@ class LanguageModelCodec(BlockCodec):
         Most parallel streams per block (1 .. 1024). More lanes run faster, each lane starts
         without context.
     context : int
-        Most KV-cache positions per lane before a re-prefill over the last ``context // 2``
-        (16 .. 8192; capped by the model's own limit). The default, 128, costs the embedded
-        model under 0.01 bits per byte against 512 and runs 2.7x faster on CPU (the cache's
-        growth and attention dominate at long contexts).
+        Tokens of context per lane (16 .. 8192; capped by the model's own limit): the ring's
+        size with the lean forward, the cache size before a re-prefill over the last
+        ``context // 2`` with ``transformers``' forward. The default, 128, costs the embedded
+        model under 0.01 bits per byte against 512 and runs several times faster on CPU
+        (attention reads the whole cache at every token).
+    step : str
+        Which forward computes the predictions: ``"lean"`` (a preallocated-cache forward for
+        Llama-family models, :mod:`~llm_codecs.models.llama_step`), ``"transformers"`` (the
+        model's own forward, any causal LM) or ``"auto"`` (lean when the model supports it).
+        The two give different bits; the frame records which one was used.
     scale_bits : int
         Precision of the frequency tables (24 .. 31).
     threads : int
@@ -226,7 +256,8 @@ class LanguageModelCodec(BlockCodec):
         model: str = "default",
         revision: str | None = None,
         lanes: int = 32,
-        context: int = 128,
+        context: int = 64,
+        step: str = "auto",
         scale_bits: int = 28,
         threads: int = DEFAULT_THREADS,
         device: str = "cpu",
@@ -244,6 +275,9 @@ class LanguageModelCodec(BlockCodec):
         self.revision = revision
         self.lanes = check_int_param("lanes", lanes, 1, 1024)
         self.context = check_int_param("context", context, 16, 8192)
+        if step not in _STEPS:
+            raise CodecError(f"step must be one of {', '.join(_STEPS)}, got {step!r}")
+        self.step = step
         self.scale_bits = check_int_param("scale_bits", scale_bits, 24, 31)
         self.threads = check_int_param("threads", threads, 1, 1024)
         self.device = device
@@ -267,6 +301,7 @@ class LanguageModelCodec(BlockCodec):
             "revision": self.revision,
             "lanes": self.lanes,
             "context": self.context,
+            "step": self.step,
             "scale_bits": self.scale_bits,
             "threads": self.threads,
             "device": self.device,
@@ -323,7 +358,33 @@ class LanguageModelCodec(BlockCodec):
         from ..models.loading import numerics
 
         loaded = self.loaded
-        return {"model": loaded.identity, "numerics": numerics(loaded, self.threads)}
+        return {"model": loaded.identity, "numerics": numerics(loaded, self.threads),
+                "step": self.resolved_step()}
+
+    def resolved_step(self) -> str:
+        """``"lean"`` or ``"transformers"``: the forward this codec runs with its model.
+
+        Raises
+        ------
+        CodecError
+            ``step="lean"`` with a model the lean forward does not support.
+        """
+        from ..models.llama_step import supports
+
+        if self.step == "transformers":
+            return "transformers"
+        if supports(self.loaded.model):
+            return "lean"
+        if self.step == "lean":
+            raise CodecError(
+                f"step='lean' needs a Llama-family model; {self.model!r} is "
+                f"{type(self.loaded.model).__name__}: use step='transformers' or 'auto'"
+            )
+        return "transformers"
+
+    def _schedule(self, loaded, lanes: int, steps: int, start_id: int):
+        kind = _RingSchedule if self.resolved_step() == "lean" else _ReprefillSchedule
+        return kind(loaded, lanes, steps, self._context_for(loaded), start_id)
 
     def check_fingerprint(self, fingerprint: dict[str, Any] | None) -> None:
         """Refuse a frame made with another model; warn about other numerics.
@@ -344,6 +405,14 @@ class LanguageModelCodec(BlockCodec):
                 f"frame was made with model {theirs.get('name')!r} (revision "
                 f"{theirs.get('revision')}, sha256 {str(theirs.get('sha256'))[:16]}...), but "
                 f"{self.model!r} loads as sha256 {ours['sha256'][:16]}..."
+            )
+        # Frames from before the lean forward existed carry no "step": they used transformers'.
+        theirs_step = fingerprint.get("step", "transformers")
+        if theirs_step != self.resolved_step():
+            raise ModelMismatchError(
+                f"frame was coded with the {theirs_step!r} forward, this codec runs "
+                f"{self.resolved_step()!r} (its step={self.step!r}): decode with "
+                f"step={theirs_step!r}"
             )
         mine = self.fingerprint()["numerics"]
         recorded = fingerprint.get("numerics") or {}
@@ -439,19 +508,19 @@ class LanguageModelCodec(BlockCodec):
     def _encode_ids(self, loaded, ids: np.ndarray) -> bytes:
         import torch
 
-        from ..coding.quantize import cumulative, quantize
+        from ..coding.quantize import quantized_cumulative
         from ..coding.rans import RansEncoder, symbol_bounds
 
         T = len(ids)
         used, steps = lane_layout(T, self.lanes)
         start_id = self._start_id(loaded)
         targets, active = self._grid(ids, used, steps, start_id, loaded.device)
-        schedule = _Schedule(loaded, used, steps, self._context_for(loaded), start_id)
+        schedule = self._schedule(loaded, used, steps, start_id)
         schedule.inputs[:, 1:] = targets[:, :-1]
         starts = torch.empty((steps, used), dtype=torch.int64, device=loaded.device)
         freqs = torch.empty_like(starts)
         for t in range(steps):
-            cum = cumulative(quantize(schedule.logits(t), self.scale_bits))
+            cum = quantized_cumulative(schedule.logits(t), self.scale_bits)
             starts[t], freqs[t] = symbol_bounds(cum, targets[:, t])
         # The model's cross-entropy under the very tables coded: the coder's overhead reference.
         self.last_ideal_bits = float(
@@ -514,17 +583,17 @@ class LanguageModelCodec(BlockCodec):
     def _decode_streams(self, loaded, streams, T: int, used: int, steps: int) -> np.ndarray:
         import torch
 
-        from ..coding.quantize import cumulative, quantize
+        from ..coding.quantize import quantized_cumulative
         from ..coding.rans import RansDecoder, find_symbols
 
         start_id = self._start_id(loaded)
         _, active = self._grid(np.zeros(T, dtype=np.int64), used, steps, start_id,
                                loaded.device)
-        schedule = _Schedule(loaded, used, steps, self._context_for(loaded), start_id)
+        schedule = self._schedule(loaded, used, steps, start_id)
         decoder = RansDecoder(streams, device=loaded.device)
         out = torch.empty((used, steps), dtype=torch.int64, device=loaded.device)
         for t in range(steps):
-            cum = cumulative(quantize(schedule.logits(t), self.scale_bits))
+            cum = quantized_cumulative(schedule.logits(t), self.scale_bits)
             symbols, start, freq = find_symbols(cum, decoder.peek(self.scale_bits))
             decoder.advance(start, freq, self.scale_bits, active[:, t])
             out[:, t] = torch.where(active[:, t], symbols, start_id)
