@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from llm_codecs import CorruptDataError
 from llm_codecs.coding import reference_rans
-from llm_codecs.coding.quantize import cumulative, quantize, quantized_cumulative
+from llm_codecs.coding.cache_mix import TokenCacheMixer
+from llm_codecs.coding.quantize import cumulative, quantize
 from llm_codecs.coding.rans import RansDecoder, RansEncoder, find_symbols, symbol_bounds
 
 torch = pytest.importorskip("torch")
@@ -52,8 +53,8 @@ def test_a_row_quantizes_the_same_alone_in_a_batch_and_at_any_thread_count():
        scale_bits=st.integers(24, 31), spread=st.sampled_from([0.01, 1.0, 8.0, 1e4]),
        dtype=st.sampled_from(["float32", "float16", "float64"]))
 @settings(max_examples=60, deadline=None, derandomize=True)
-def test_the_compiled_quantizer_is_the_torch_pipeline_bit_for_bit(seed, rows, vocab, scale_bits,
-                                                                   spread, dtype):
+def test_the_compiled_tables_are_the_torch_pipeline_bit_for_bit(seed, rows, vocab, scale_bits,
+                                                                 spread, dtype):
     if vocab > (1 << scale_bits) >> 4:
         return
     logits = (random_logits(rows, vocab, seed) * spread).to(getattr(torch, dtype))
@@ -63,8 +64,38 @@ def test_the_compiled_quantizer_is_the_torch_pipeline_bit_for_bit(seed, rows, vo
             logits[g.integers(rows), g.integers(vocab)] = value
     if g.random() < 0.2:
         logits[0] = -math.inf
-    assert torch.equal(quantized_cumulative(logits, scale_bits),
-                       cumulative(quantize(logits, scale_bits)))
+    expected = cumulative(quantize(logits, scale_bits))
+    # Without the cache, and with it before any token is counted, the tables are quantize()'s.
+    for cache in (False, True):
+        assert torch.equal(TokenCacheMixer(rows, vocab, scale_bits, cache).tables(logits),
+                           expected)
+
+
+def test_the_token_cache_helps_repetitive_text_and_stays_out_of_the_way_otherwise():
+    vocab, lanes, steps = 300, 4, 400
+    g = torch.Generator().manual_seed(7)
+    # Text the "model" predicts badly: tokens from a small set the logits do not favour.
+    favourite = torch.randn(vocab, generator=g) * 3
+    symbols = torch.randint(0, 10, (steps, lanes), generator=g) * 7
+    good = torch.multinomial(torch.softmax(favourite, 0), steps * lanes, replacement=True,
+                             generator=g).reshape(steps, lanes)
+    active = torch.ones(lanes, dtype=torch.bool)
+    for data, cache_wins in ((symbols, True), (good, False)):
+        bits = {}
+        for cache in (False, True):
+            mixer = TokenCacheMixer(lanes, vocab, 28, cache)
+            total = 0.0
+            for t in range(steps):
+                cum = mixer.tables(favourite.expand(lanes, -1))
+                assert (cum[:, -1] == 1 << 28).all() and (cum.diff(dim=1) >= 1).all()
+                _, freq = symbol_bounds(cum, data[t])
+                total += float((28 - torch.log2(freq.double())).sum())
+                mixer.observe(data[t], active)
+            bits[cache] = total
+        if cache_wins:
+            assert bits[True] < 0.5 * bits[False]
+        else:
+            assert bits[True] < 1.01 * bits[False]  # follow-the-leader keeps the model's tables
 
 
 def test_quantization_costs_little_over_the_model_cross_entropy():

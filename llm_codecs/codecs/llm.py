@@ -231,6 +231,11 @@ class LanguageModelCodec(BlockCodec):
         The two give different bits; the frame records which one was used.
     scale_bits : int
         Precision of the frequency tables (24 .. 31).
+    cache : bool
+        Mix the model's predictions with the counts of the tokens already coded in the block,
+        by the share that has paid best so far (:mod:`~llm_codecs.coding.cache_mix`; default).
+        It costs nothing where the model is good and saves much where the text is unlike the
+        model's training data.
     threads : int
         torch intra-op threads the model runs with (default :data:`DEFAULT_THREADS`); results
         depend on it, so it is recorded and decoding uses the same, whatever the process's own
@@ -259,6 +264,7 @@ class LanguageModelCodec(BlockCodec):
         context: int = 64,
         step: str = "auto",
         scale_bits: int = 28,
+        cache: bool = True,
         threads: int = DEFAULT_THREADS,
         device: str = "cpu",
         dtype: str = "float32",
@@ -279,6 +285,9 @@ class LanguageModelCodec(BlockCodec):
             raise CodecError(f"step must be one of {', '.join(_STEPS)}, got {step!r}")
         self.step = step
         self.scale_bits = check_int_param("scale_bits", scale_bits, 24, 31)
+        if not isinstance(cache, bool):
+            raise CodecError(f"cache must be a bool, got {cache!r}")
+        self.cache = cache
         self.threads = check_int_param("threads", threads, 1, 1024)
         self.device = device
         self.dtype = dtype
@@ -303,6 +312,7 @@ class LanguageModelCodec(BlockCodec):
             "context": self.context,
             "step": self.step,
             "scale_bits": self.scale_bits,
+            "cache": self.cache,
             "threads": self.threads,
             "device": self.device,
             "dtype": self.dtype,
@@ -508,7 +518,7 @@ class LanguageModelCodec(BlockCodec):
     def _encode_ids(self, loaded, ids: np.ndarray) -> bytes:
         import torch
 
-        from ..coding.quantize import quantized_cumulative
+        from ..coding.cache_mix import TokenCacheMixer
         from ..coding.rans import RansEncoder, symbol_bounds
 
         T = len(ids)
@@ -519,9 +529,11 @@ class LanguageModelCodec(BlockCodec):
         schedule.inputs[:, 1:] = targets[:, :-1]
         starts = torch.empty((steps, used), dtype=torch.int64, device=loaded.device)
         freqs = torch.empty_like(starts)
+        mixer = TokenCacheMixer(used, loaded.vocab_size, self.scale_bits, self.cache)
         for t in range(steps):
-            cum = quantized_cumulative(schedule.logits(t), self.scale_bits)
+            cum = mixer.tables(schedule.logits(t))
             starts[t], freqs[t] = symbol_bounds(cum, targets[:, t])
+            mixer.observe(targets[:, t], active[:, t])
         # The model's cross-entropy under the very tables coded: the coder's overhead reference.
         self.last_ideal_bits = float(
             (self.scale_bits - torch.log2(freqs[active.T].to(torch.float64))).sum()
@@ -583,7 +595,7 @@ class LanguageModelCodec(BlockCodec):
     def _decode_streams(self, loaded, streams, T: int, used: int, steps: int) -> np.ndarray:
         import torch
 
-        from ..coding.quantize import quantized_cumulative
+        from ..coding.cache_mix import TokenCacheMixer
         from ..coding.rans import RansDecoder, find_symbols
 
         start_id = self._start_id(loaded)
@@ -592,10 +604,12 @@ class LanguageModelCodec(BlockCodec):
         schedule = self._schedule(loaded, used, steps, start_id)
         decoder = RansDecoder(streams, device=loaded.device)
         out = torch.empty((used, steps), dtype=torch.int64, device=loaded.device)
+        mixer = TokenCacheMixer(used, loaded.vocab_size, self.scale_bits, self.cache)
         for t in range(steps):
-            cum = quantized_cumulative(schedule.logits(t), self.scale_bits)
+            cum = mixer.tables(schedule.logits(t))
             symbols, start, freq = find_symbols(cum, decoder.peek(self.scale_bits))
             decoder.advance(start, freq, self.scale_bits, active[:, t])
+            mixer.observe(symbols, active[:, t])
             out[:, t] = torch.where(active[:, t], symbols, start_id)
             if t + 1 < steps:
                 schedule.inputs[:, t + 1] = out[:, t]

@@ -1,4 +1,4 @@
-"""Compiled twin of :func:`llm_codecs.coding.quantize.quantize` (plus the cumulative sum).
+"""Compiled twin of :func:`llm_codecs.coding.quantize.quantize`, with token-cache mixing.
 
 Every float operation is a float32 IEEE operation in the order the torch pipeline uses; numba
 compiles without ``fastmath``, so LLVM neither reorders nor contracts ``p * r + c`` into a fused
@@ -15,16 +15,37 @@ _F32_MAX = np.float32(np.finfo(np.float32).max)
 _WEIGHT_SCALE = np.float32(2.0**32)
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _scaled_floor(a, b, inv_b):  # pragma: no cover - compiled
+    """``a // b`` for ``0 <= a < 2**63``, ``b > 0``, via a float64 reciprocal, corrected exactly."""
+    q = np.int64(np.float64(a) * inv_b)
+    rem = a - q * b
+    if rem < 0:
+        q -= 1
+    elif rem >= b:
+        q += 1
+    return q
+
+
 @nb.njit(cache=True, nogil=True)
-def quantize_rows(x, M, out, inv_ln2, min_y, coeffs):  # pragma: no cover - compiled
-    """Fill ``out`` ``(lanes, V + 1)`` with the cumulative tables of the float32 rows ``x``."""
+def mixed_rows(x, M, out, weights, totals, counts, seen, model_share,
+               inv_ln2, min_y, coeffs):  # pragma: no cover - compiled
+    """Tables mixing each row's model weights with the token counts of the block so far.
+
+    Symbol ``j`` gets ``floor(W_j * model_share / sum(W)) + floor(c_j * (M - V - model_share) /
+    seen) + 1``, the remainder going to the row's first maximal ``W``: with ``seen == 0`` or
+    ``model_share == M - V`` exactly :func:`quantize_rows`' table. The model weights and their
+    totals are kept in ``weights``/``totals`` for :func:`observe`.
+    """
     lanes, V = x.shape
     clean = np.empty(V, dtype=np.float32)
-    weights = np.empty(V, dtype=np.int64)
     shifts = np.empty(V, dtype=np.float32)
-    scale = M - V
+    c0, c1, c2, c3 = coeffs[0], coeffs[1], coeffs[2], coeffs[3]
+    c4, c5, c6 = coeffs[4], coeffs[5], coeffs[6]
+    cache_share = M - V - model_share if seen > 0 else 0
+    model_share = M - V - cache_share
+    inv_seen = 1.0 / np.float64(max(seen, 1))
     for row in range(lanes):
-        # nan_to_num (NaN -> -inf, +inf -> float32 max), then the exact row maximum.
         peak = np.float32(-np.inf)
         for j in range(V):
             v = x[row, j]
@@ -35,14 +56,10 @@ def quantize_rows(x, M, out, inv_ln2, min_y, coeffs):  # pragma: no cover - comp
             clean[j] = v
             if v > peak:
                 peak = v
-        # A row of only -inf gives NaN differences, which become y = 0: a uniform row.
         uniform = peak == -np.inf
-        c0, c1, c2, c3 = coeffs[0], coeffs[1], coeffs[2], coeffs[3]
-        c4, c5, c6 = coeffs[4], coeffs[5], coeffs[6]
-        # Branch-free and unrolled so that LLVM vectorizes it (the Horner chain is long).
         for j in range(V):
             y = np.float32(np.float32(clean[j] - peak) * inv_ln2)
-            y = min_y if y < min_y else y  # -inf included
+            y = min_y if y < min_y else y
             y = np.float32(0.0) if uniform else y
             k = np.float32(np.rint(y))
             r = np.float32(y - k)
@@ -57,32 +74,68 @@ def quantize_rows(x, M, out, inv_ln2, min_y, coeffs):  # pragma: no cover - comp
         total = 0
         for j in range(V):
             w = np.int64(clean[j]) >> np.int64(-shifts[j])
-            weights[j] = w
+            weights[row, j] = w
             total += w
-        # floor(w * scale / total) by a float64 reciprocal, corrected to the exact quotient:
-        # the estimate is within one of it, and a 64-bit division per symbol is the slowest
-        # step of the whole table otherwise.
+        totals[row] = total
         inv_total = 1.0 / np.float64(total)
         acc = 0
         top = 0
         top_w = np.int64(-1)
+        run = 0
+        out[row, 0] = 0
         for j in range(V):
-            w = weights[j]
-            if w > top_w:  # first maximal weight, as torch.argmax
+            w = weights[row, j]
+            if w > top_w:
                 top_w = w
                 top = j
-            a = w * scale
-            q = np.int64(np.float64(a) * inv_total)
-            rem = a - q * total
-            if rem < 0:
-                q -= 1
-            elif rem >= total:
-                q += 1
-            weights[j] = q + 1
-            acc += q + 1
-        weights[top] += M - acc
-        out[row, 0] = 0
-        run = 0
-        for j in range(V):
-            run += weights[j]
+            f = _scaled_floor(w * model_share, total, inv_total) + 1
+            if cache_share > 0 and counts[j] > 0:
+                f += _scaled_floor(counts[j] * cache_share, seen, inv_seen)
+            acc += f
+            run += f
             out[row, j + 1] = run
+        # The remainder goes to the top symbol: shift every later cumulative entry.
+        extra = M - acc
+        for j in range(top + 1, V + 1):
+            out[row, j] += extra
+
+
+@nb.njit(cache=True, nogil=True)
+def observe(weights, totals, symbols, active, counts, seen, M, shares, costs,
+            log_table):  # pragma: no cover - compiled
+    """Charge each candidate share the (approximate) cost of the coded symbols, then count them.
+
+    ``costs[i]`` grows by ``-log2(f / M)`` in 1/65536 bits, where ``f`` is the symbol's table
+    entry under ``shares[i]`` without the remainder; integer arithmetic only. Returns the new
+    number of counted tokens.
+    """
+    lanes, V = weights.shape
+    inv_seen = 1.0 / np.float64(max(seen, 1))
+    for row in range(lanes):
+        if not active[row]:
+            continue
+        s = symbols[row]
+        w = weights[row, s]
+        total = totals[row]
+        inv_total = 1.0 / np.float64(total)
+        for i in range(shares.shape[0]):
+            model_share = shares[i]
+            cache_share = M - V - model_share if seen > 0 else 0
+            model_share = M - V - cache_share
+            f = _scaled_floor(w * model_share, total, inv_total) + 1
+            if cache_share > 0 and counts[s] > 0:
+                f += _scaled_floor(counts[s] * cache_share, seen, inv_seen)
+            # log2(f) in 1/65536 bits: exponent by shifting into [4096, 8192), mantissa by table.
+            e = 0
+            while f >= 8192:
+                f >>= 1
+                e += 1
+            while f < 4096:
+                f <<= 1
+                e -= 1
+            costs[i] -= (e + 12) * 65536 + log_table[f - 4096]
+    for row in range(lanes):
+        if active[row]:
+            counts[symbols[row]] += 1
+            seen += 1
+    return seen

@@ -40,7 +40,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["MAX_SCALE_BITS", "MIN_SCALE_BITS", "cumulative", "quantize", "quantized_cumulative"]
+__all__ = ["MAX_SCALE_BITS", "MIN_SCALE_BITS", "cumulative", "quantize"]
 
 MIN_SCALE_BITS = 24
 MAX_SCALE_BITS = 31
@@ -153,43 +153,3 @@ def cumulative(freqs: torch.Tensor) -> torch.Tensor:
     torch.cumsum(freqs, dim=-1, out=out[..., 1:])
     return out
 
-
-def quantized_cumulative(logits: torch.Tensor, scale_bits: int = 28) -> torch.Tensor:
-    """``cumulative(quantize(logits, scale_bits))``, in one compiled pass on the CPU.
-
-    The codec's inner loop calls this once per token step. On a CPU tensor a numba kernel
-    performs the very same IEEE float32 operations, in the same order, as :func:`quantize` (each
-    row alone, no fused multiply-add), so the result is identical bit for bit - the tests check
-    it - at a fraction of the cost of some twenty separate torch passes. Other devices use the
-    torch pipeline.
-
-    Parameters
-    ----------
-    logits : torch.Tensor
-        Shape ``(lanes, V)``, any floating dtype.
-    scale_bits : int
-        Table precision, ``24 <= scale_bits <= 31``.
-
-    Returns
-    -------
-    torch.Tensor
-        int64 ``(lanes, V + 1)`` cumulative tables with a leading zero.
-    """
-    if (logits.device.type != "cpu" or logits.dim() != 2 or not logits.is_floating_point()
-            or logits.shape[0] == 0):
-        return cumulative(quantize(logits, scale_bits))
-    if not isinstance(scale_bits, int) or not MIN_SCALE_BITS <= scale_bits <= MAX_SCALE_BITS:
-        raise ValueError(f"scale_bits must be an int in [{MIN_SCALE_BITS}, {MAX_SCALE_BITS}], "
-                         f"got {scale_bits!r}")
-    lanes, V = logits.shape
-    M = 1 << scale_bits
-    if not 1 <= V <= M >> 4:
-        raise ValueError(f"vocabulary size {V} does not fit scale_bits={scale_bits} "
-                         f"(need 1 <= V <= {M >> 4})")
-    from ._quantize_kernel import quantize_rows
-
-    x = logits.detach().to(torch.float32).contiguous().numpy()
-    out = np.empty((lanes, V + 1), dtype=np.int64)
-    quantize_rows(x, M, out, np.float32(_INV_LN2), np.float32(_MIN_Y),
-                  np.array(_EXP2_COEFFS, dtype=np.float32))
-    return torch.from_numpy(out)
