@@ -83,7 +83,7 @@ def test_the_token_cache_helps_repetitive_text_and_stays_out_of_the_way_otherwis
     for data, cache_wins in ((symbols, True), (good, False)):
         bits = {}
         for cache in (False, True):
-            mixer = TokenCacheMixer(lanes, vocab, 28, cache)
+            mixer = TokenCacheMixer(lanes, vocab, 28, cache, steps)
             total = 0.0
             for t in range(steps):
                 cum = mixer.tables(favourite.expand(lanes, -1))
@@ -95,7 +95,9 @@ def test_the_token_cache_helps_repetitive_text_and_stays_out_of_the_way_otherwis
         if cache_wins:
             assert bits[True] < 0.5 * bits[False]
         else:
-            assert bits[True] < 1.01 * bits[False]  # follow-the-leader keeps the model's tables
+            # Tokens drawn from the model's own distribution: nothing to learn, little to lose
+            # (the match models' hit rates start at the model's probability).
+            assert bits[True] < 1.02 * bits[False]
 
 
 def test_quantization_costs_little_over_the_model_cross_entropy():

@@ -232,10 +232,10 @@ class LanguageModelCodec(BlockCodec):
     scale_bits : int
         Precision of the frequency tables (24 .. 31).
     cache : bool
-        Mix the model's predictions with the counts of the tokens already coded in the block,
-        by the share that has paid best so far (:mod:`~llm_codecs.coding.cache_mix`; default).
-        It costs nothing where the model is good and saves much where the text is unlike the
-        model's training data.
+        Adapt the model's predictions to the block (default): a unigram cache of the tokens
+        already coded and match models that predict what followed the same context earlier in
+        the block (:mod:`~llm_codecs.coding.cache_mix`). It costs little where the model is
+        good and saves much on repetitive text and on text unlike the model's training data.
     threads : int
         torch intra-op threads the model runs with (default :data:`DEFAULT_THREADS`); results
         depend on it, so it is recorded and decoding uses the same, whatever the process's own
@@ -529,7 +529,7 @@ class LanguageModelCodec(BlockCodec):
         schedule.inputs[:, 1:] = targets[:, :-1]
         starts = torch.empty((steps, used), dtype=torch.int64, device=loaded.device)
         freqs = torch.empty_like(starts)
-        mixer = TokenCacheMixer(used, loaded.vocab_size, self.scale_bits, self.cache)
+        mixer = TokenCacheMixer(used, loaded.vocab_size, self.scale_bits, self.cache, steps)
         for t in range(steps):
             cum = mixer.tables(schedule.logits(t))
             starts[t], freqs[t] = symbol_bounds(cum, targets[:, t])
@@ -604,7 +604,7 @@ class LanguageModelCodec(BlockCodec):
         schedule = self._schedule(loaded, used, steps, start_id)
         decoder = RansDecoder(streams, device=loaded.device)
         out = torch.empty((used, steps), dtype=torch.int64, device=loaded.device)
-        mixer = TokenCacheMixer(used, loaded.vocab_size, self.scale_bits, self.cache)
+        mixer = TokenCacheMixer(used, loaded.vocab_size, self.scale_bits, self.cache, steps)
         for t in range(steps):
             cum = mixer.tables(schedule.logits(t))
             symbols, start, freq = find_symbols(cum, decoder.peek(self.scale_bits))

@@ -30,7 +30,8 @@ def _scaled_floor(a, b, inv_b):  # pragma: no cover - compiled
 @nb.njit(cache=True, nogil=True)
 def mixed_rows(x, M, out, weights, totals, counts, seen, model_share,
                inv_ln2, min_y, coeffs):  # pragma: no cover - compiled
-    """Tables mixing each row's model weights with the token counts of the block so far.
+    """Frequency tables ``out`` ``(lanes, V)`` mixing each row's model weights with the token
+    counts of the block so far.
 
     Symbol ``j`` gets ``floor(W_j * model_share / sum(W)) + floor(c_j * (M - V - model_share) /
     seen) + 1``, the remainder going to the row's first maximal ``W``: with ``seen == 0`` or
@@ -81,8 +82,6 @@ def mixed_rows(x, M, out, weights, totals, counts, seen, model_share,
         acc = 0
         top = 0
         top_w = np.int64(-1)
-        run = 0
-        out[row, 0] = 0
         for j in range(V):
             w = weights[row, j]
             if w > top_w:
@@ -92,12 +91,8 @@ def mixed_rows(x, M, out, weights, totals, counts, seen, model_share,
             if cache_share > 0 and counts[j] > 0:
                 f += _scaled_floor(counts[j] * cache_share, seen, inv_seen)
             acc += f
-            run += f
-            out[row, j + 1] = run
-        # The remainder goes to the top symbol: shift every later cumulative entry.
-        extra = M - acc
-        for j in range(top + 1, V + 1):
-            out[row, j] += extra
+            out[row, j] = f
+        out[row, top] += M - acc
 
 
 @nb.njit(cache=True, nogil=True)

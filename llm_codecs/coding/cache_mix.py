@@ -1,16 +1,20 @@
-"""Frequency tables that mix the model with the token counts of the block coded so far.
+"""Frequency tables that adapt the model to the block being coded.
 
 A small model is badly calibrated on text unlike its training data (WikiText's ``@-@`` markup,
-JSON keys, CSV columns): a plain count of the tokens already seen in the block - a unigram
-*cache* - predicts them far better. On the prose the model knows, mixing anything in only
-costs. So each block adapts: the table at every step mixes the model's quantized distribution
-with the counts by one of a few fixed shares, the share that would have coded the block's tokens
-so far in the fewest bits (follow the leader; ties go to the smaller cache share). Encoder and
-decoder update the same integer state from the same decoded tokens, so the choice never needs
-to be transmitted.
+JSON keys, CSV columns, log lines) and knows nothing of what a block repeats (names, phrases,
+records). Two cheap in-block models, updated by encoder and decoder alike from the tokens
+already coded, correct both:
 
-Everything is integer arithmetic after the model's float32 logits (see :mod:`.quantize`); with no
-tokens seen yet, or the cache turned off, the tables are exactly :func:`.quantize`'s.
+- a **unigram cache**: the model's table is mixed with the counts of the tokens seen so far in
+  the block, by one of a few fixed shares - the share that would have coded the block so far in
+  the fewest bits (follow the leader; ties go to the smaller cache share);
+- **match models** (:mod:`._match_kernel`): for context lengths :data:`MATCH_ORDERS`, the token
+  that followed the lane's last ``k`` tokens the previous time they occurred in the block gets
+  the probability with which such predictions have come true so far.
+
+Neither choice is transmitted. Everything after the model's float32 logits is integer or plain
+IEEE float64 arithmetic in a fixed order (see :mod:`.quantize`); with nothing seen yet, or with
+``cache=False``, the tables are exactly :func:`.quantize`'s.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from . import _match_kernel as match
 from . import _quantize_kernel as kernel
 from .quantize import _EXP2_COEFFS, _INV_LN2, _MIN_Y, MAX_SCALE_BITS, MIN_SCALE_BITS
 
-__all__ = ["CACHE_SHARES_64THS", "TokenCacheMixer"]
+__all__ = ["CACHE_SHARES_64THS", "MATCH_ORDERS", "TokenCacheMixer"]
 
 #: Cache shares tried, in 64ths of the table (the model keeps the rest).
 CACHE_SHARES_64THS = (0, 1, 2, 4, 8, 16, 32, 48)
@@ -29,6 +34,10 @@ CACHE_SHARES_64THS = (0, 1, 2, 4, 8, 16, 32, 48)
 # last-ulp differences between math libraries).
 _LOG_TABLE = np.round(np.log2(1.0 + np.arange(4096) / 4096.0) * 65536.0).astype(np.int64)
 _COEFFS = np.array(_EXP2_COEFFS, dtype=np.float32)
+#: Context lengths (in tokens) of the match models, applied in this order.
+MATCH_ORDERS = (1, 2, 3, 4, 6)
+# Hash slots per order: a power of two well above a 64 KiB block's ~20,000 tokens.
+_MATCH_SLOTS = 1 << 16
 
 
 class TokenCacheMixer:
@@ -43,7 +52,9 @@ class TokenCacheMixer:
     scale_bits : int
         Tables sum to ``2**scale_bits`` (24 .. 31).
     cache : bool
-        Mix in the token counts (default); ``False`` gives exactly :func:`.quantize`'s tables.
+        Adapt to the block (default); ``False`` gives exactly :func:`.quantize`'s tables.
+    steps : int
+        Most steps that will be coded (the match models keep each lane's history).
 
     Raises
     ------
@@ -51,7 +62,8 @@ class TokenCacheMixer:
         ``scale_bits`` out of range, or a vocabulary larger than ``2**(scale_bits - 4)``.
     """
 
-    def __init__(self, lanes: int, vocab: int, scale_bits: int, cache: bool = True):
+    def __init__(self, lanes: int, vocab: int, scale_bits: int, cache: bool = True,
+                 steps: int = 0):
         if not isinstance(scale_bits, int) or not MIN_SCALE_BITS <= scale_bits <= MAX_SCALE_BITS:
             raise ValueError(f"scale_bits must be an int in [{MIN_SCALE_BITS}, "
                              f"{MAX_SCALE_BITS}], got {scale_bits!r}")
@@ -68,6 +80,19 @@ class TokenCacheMixer:
         self.seen = 0
         self._weights = np.empty((lanes, vocab), dtype=np.int64)
         self._totals = np.empty(lanes, dtype=np.int64)
+        self._freqs = np.empty((lanes, vocab), dtype=np.int64)
+        self._t = 0
+        self._orders = np.array(MATCH_ORDERS if cache else (), dtype=np.int64)
+        n = len(self._orders)
+        self._hist = np.zeros((lanes, max(steps, 1)), dtype=np.int64)
+        self._keys = np.zeros((n, _MATCH_SLOTS), dtype=np.uint64)
+        self._preds = np.full((n, _MATCH_SLOTS), -1, dtype=np.int64)
+        self._confs = np.zeros((n, _MATCH_SLOTS), dtype=np.int64)
+        self._hits = np.zeros((n, match.CONFIDENCES, match.BUCKETS), dtype=np.int64)
+        self._tries = np.zeros((n, match.CONFIDENCES, match.BUCKETS), dtype=np.int64)
+        self._lane_pred = np.full((n, lanes), -1, dtype=np.int64)
+        self._lane_conf = np.zeros((n, lanes), dtype=np.int64)
+        self._lane_bucket = np.zeros((n, lanes), dtype=np.int64)
 
     @property
     def cache_share(self) -> float:
@@ -81,15 +106,23 @@ class TokenCacheMixer:
         if x.shape != self._weights.shape:
             raise ValueError(f"logits of shape {x.shape}, expected {self._weights.shape}")
         share = self.model_shares[int(np.argmin(self.costs))]
+        kernel.mixed_rows(x, self.M, self._freqs, self._weights, self._totals, self.counts,
+                          self.seen, share, np.float32(_INV_LN2), np.float32(_MIN_Y), _COEFFS)
         out = np.empty((x.shape[0], self.V + 1), dtype=np.int64)
-        kernel.mixed_rows(x, self.M, out, self._weights, self._totals, self.counts, self.seen,
-                          share, np.float32(_INV_LN2), np.float32(_MIN_Y), _COEFFS)
+        if self._t >= self._hist.shape[1]:
+            raise ValueError(f"more steps than the {self._hist.shape[1]} this mixer was made for")
+        match.adjust_rows(self._freqs, out, self.M, self._hist, self._t, self._orders,
+                          self._keys, self._preds, self._confs, self._hits, self._tries,
+                          self._lane_pred, self._lane_conf, self._lane_bucket)
         return torch.from_numpy(out).to(logits.device)
 
     def observe(self, symbols: torch.Tensor, active: torch.Tensor) -> None:
         """Record the step's coded ``symbols`` ``(lanes,)`` where ``active`` ``(lanes,)``."""
-        self.seen = kernel.observe(
-            self._weights, self._totals, symbols.to("cpu", torch.int64).numpy(),
-            active.to("cpu", torch.bool).numpy(), self.counts, self.seen, self.M,
-            self.model_shares, self.costs, _LOG_TABLE,
-        )
+        symbols = symbols.to("cpu", torch.int64).numpy()
+        active = active.to("cpu", torch.bool).numpy()
+        self.seen = kernel.observe(self._weights, self._totals, symbols, active, self.counts,
+                                   self.seen, self.M, self.model_shares, self.costs, _LOG_TABLE)
+        match.observe_matches(self._hist, self._t, symbols, active, self._orders, self._keys,
+                              self._preds, self._confs, self._hits, self._tries,
+                              self._lane_pred, self._lane_conf, self._lane_bucket)
+        self._t += 1
