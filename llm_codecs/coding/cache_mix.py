@@ -35,7 +35,7 @@ CACHE_SHARES_64THS = (0, 1, 2, 4, 8, 16, 32, 48)
 _LOG_TABLE = np.round(np.log2(1.0 + np.arange(4096) / 4096.0) * 65536.0).astype(np.int64)
 _COEFFS = np.array(_EXP2_COEFFS, dtype=np.float32)
 #: Context lengths (in tokens) of the match models, applied in this order.
-MATCH_ORDERS = (1, 2, 3, 4, 6)
+MATCH_ORDERS = (1, 2, 3, 4, 6, 8, 12, 16, 24)
 # Hash slots per order: a power of two well above a 64 KiB block's ~20,000 tokens.
 _MATCH_SLOTS = 1 << 16
 
@@ -86,8 +86,8 @@ class TokenCacheMixer:
         n = len(self._orders)
         self._hist = np.zeros((lanes, max(steps, 1)), dtype=np.int64)
         self._keys = np.zeros((n, _MATCH_SLOTS), dtype=np.uint64)
-        self._preds = np.full((n, _MATCH_SLOTS), -1, dtype=np.int64)
-        self._confs = np.zeros((n, _MATCH_SLOTS), dtype=np.int64)
+        self._preds = np.full((n, _MATCH_SLOTS), -1, dtype=np.int32)
+        self._confs = np.zeros((n, _MATCH_SLOTS), dtype=np.int8)
         self._hits = np.zeros((n, match.CONFIDENCES, match.BUCKETS), dtype=np.int64)
         self._tries = np.zeros((n, match.CONFIDENCES, match.BUCKETS), dtype=np.int64)
         self._lane_pred = np.full((n, lanes), -1, dtype=np.int64)
