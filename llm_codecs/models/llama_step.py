@@ -90,7 +90,11 @@ def _rotary_tables(positions: int, head_dim: int, theta: float, dtype) -> tuple:
 
 
 def _weights(model: Any) -> tuple:
-    """Embedding, per-layer fused weights, final norm and head of ``model`` (cached)."""
+    """Embedding, per-layer fused weights, final norm epsilon and head of ``model`` (cached).
+
+    Each RMSNorm's gain is folded into the columns of the matrix that follows it
+    (``linear(x * g, W) == linear(x, W * g)``), so a norm is a plain normalization.
+    """
     cached = _fused.get(model)
     if cached is not None:
         return cached
@@ -98,23 +102,29 @@ def _weights(model: Any) -> tuple:
     layers = []
     for layer in inner.layers:
         att, mlp = layer.self_attn, layer.mlp
+        norm_in, norm_post = layer.input_layernorm, layer.post_attention_layernorm
         projections = (att.q_proj, att.k_proj, att.v_proj)
-        qkv_w = torch.cat([p.weight.detach() for p in projections])
+        qkv_w = torch.cat([p.weight.detach() for p in projections]) * norm_in.weight.detach()
         qkv_b = None
         if att.q_proj.bias is not None:
             qkv_b = torch.cat([p.bias.detach() for p in projections])
+        gate_up = torch.cat([mlp.gate_proj.weight.detach(), mlp.up_proj.weight.detach()])
         layers.append((
-            layer.input_layernorm.weight.detach(), float(layer.input_layernorm.variance_epsilon),
-            qkv_w, qkv_b, att.o_proj.weight.detach(),
-            layer.post_attention_layernorm.weight.detach(),
-            float(layer.post_attention_layernorm.variance_epsilon),
-            torch.cat([mlp.gate_proj.weight.detach(), mlp.up_proj.weight.detach()]),
+            float(norm_in.variance_epsilon), qkv_w, qkv_b, att.o_proj.weight.detach(),
+            float(norm_post.variance_epsilon), gate_up * norm_post.weight.detach(),
             mlp.down_proj.weight.detach(),
         ))
-    cached = (inner.embed_tokens.weight.detach(), layers, inner.norm.weight.detach(),
-              float(inner.norm.variance_epsilon), model.lm_head.weight.detach())
+    head = model.lm_head.weight.detach() * inner.norm.weight.detach()
+    cached = (inner.embed_tokens.weight.detach(), layers, float(inner.norm.variance_epsilon),
+              head)
     _fused[model] = cached
     return cached
+
+
+def _normalize(h: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMS normalization without gain, computed in float32 (as transformers' RMSNorm)."""
+    x = h.float()
+    return (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True).add_(eps))).to(h.dtype)
 
 
 class LlamaStep:
@@ -143,7 +153,7 @@ class LlamaStep:
         self.scale = float(getattr(first, "scaling", self.head_dim ** -0.5))
         positions = slots if positions is None else max(positions, slots)
         self.lanes, self.slots = lanes, slots
-        self.embed, self.layers, self.norm_w, self.norm_eps, self.head = _weights(model)
+        self.embed, self.layers, self.norm_eps, self.head = _weights(model)
         self.dtype, self.device = self.embed.dtype, self.embed.device
         cos, sin = _rotary_tables(positions, self.head_dim, _rope_theta(cfg), self.dtype)
         self.cos, self.sin = cos.to(self.device), sin.to(self.device)
@@ -173,10 +183,8 @@ class LlamaStep:
         n = slot + 1 if filled is None else filled
         h = nnf.embedding(ids, self.embed)
         cos, sin = self.cos[position], self.sin[position]
-        for i, (w_in, eps_in, qkv_w, qkv_b, o_w, w_post, eps_post, gu_w, down_w) in enumerate(
-            self.layers
-        ):
-            x = nnf.rms_norm(h, (h.shape[-1],), w_in, eps_in)
+        for i, (eps_in, qkv_w, qkv_b, o_w, eps_post, gu_w, down_w) in enumerate(self.layers):
+            x = _normalize(h, eps_in)
             qkv = nnf.linear(x, qkv_w, qkv_b).view(lanes, H + 2 * K, D)
             qk = self._rotate(qkv[:, : H + K], cos, sin)
             self.keys[i, :, :, slot] = qk[:, H:]
@@ -187,8 +195,8 @@ class LlamaStep:
             scores = torch.matmul(q, keys.transpose(-1, -2)).mul_(self.scale)
             att = torch.matmul(torch.softmax(scores, dim=-1), values)  # (lanes, K, G, D)
             h = h + nnf.linear(att.reshape(lanes, H * D), o_w)
-            x = nnf.rms_norm(h, (h.shape[-1],), w_post, eps_post)
+            x = _normalize(h, eps_post)
             gate, up = nnf.linear(x, gu_w).chunk(2, dim=-1)
             h = h + nnf.linear(nnf.silu(gate) * up, down_w)
-        h = nnf.rms_norm(h, (h.shape[-1],), self.norm_w, self.norm_eps)
+        h = _normalize(h, self.norm_eps)
         return nnf.linear(h, self.head)
