@@ -5,7 +5,7 @@ Examples
 ::
 
     python training/evaluate_default_model.py --files ../shared/corpus/valid/gutenberg/pg84.txt \\
-        --limit 65536 --widths 32 64 --threads 2
+        --limit 65536 --widths 32 64 --threads 2 --codec
 """
 
 from __future__ import annotations
@@ -47,7 +47,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--widths", type=int, nargs="*", default=[32, 64])
     p.add_argument("--steps", type=int, default=256, help="decode steps per throughput run")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--codec", action="store_true",
+        help="also code each file's first --limit bytes as one block with the llm codec "
+             "(no LZ77 fallback), with and without the in-block cache",
+    )
     return p.parse_args(argv)
+
+
+def codec_report(model_dir: Path, path: Path, limit: int) -> dict:
+    """Bits per byte of the llm codec on one block, with and without the in-block cache."""
+    from llm_codecs.codecs import make_codec
+
+    data = path.read_bytes()[:limit]
+    out = {"file": str(path), "bytes": len(data)}
+    for cache in (False, True):
+        codec = make_codec("llm", model=str(model_dir), fallback=False, cache=cache)
+        payload = codec.encode_block(data)
+        out[f"codec_bpb_cache_{str(cache).lower()}"] = round(8 * len(payload) / len(data), 4)
+    return out
 
 
 def file_report(model, tok, path: Path, limit: int, ctx: int, eos_id: int) -> dict:
@@ -72,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     eos_id = tokenizer.eos_token_id
     for path in args.files:
         print(json.dumps(file_report(model, tok, path, args.limit, args.ctx, eos_id)))
+        if args.codec:
+            print(json.dumps(codec_report(args.model, path, args.limit)))
     speed = {f"W{w}": round(step_throughput(model, w, args.steps)) for w in args.widths}
     print(json.dumps({"threads": args.threads, "tokens_per_s": speed}))
 

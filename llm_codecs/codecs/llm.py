@@ -476,12 +476,17 @@ class LanguageModelCodec(BlockCodec):
             if coded is None:
                 raise CodecError("the model's tokenizer cannot represent this block")
             return self.method_id, coded
-        method, payload = _FALLBACK_METHOD, self._fallback_payload(block)
-        if block and not looks_binary(block):
+        if not block or looks_binary(block):
+            return _FALLBACK_METHOD, self._fallback_payload(block)
+        # LZ77 runs beside the model (numba releases the GIL while it codes); its numba
+        # compilation on a fresh install overlaps the model's work too, though only partly.
+        with ThreadPoolExecutor(1) as pool:
+            fallback = pool.submit(self._fallback_payload, block)
             coded = self.encode_block(block)
-            if coded is not None and len(coded) < len(payload):
-                method, payload = self.method_id, coded
-        return method, payload
+            payload = fallback.result()
+        if coded is not None and len(coded) < len(payload):
+            return self.method_id, coded
+        return _FALLBACK_METHOD, payload
 
     def _context_for(self, loaded) -> int:
         limit = loaded.max_positions
