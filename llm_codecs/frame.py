@@ -36,9 +36,24 @@ INDEX_ENTRY_SIZE = _INDEX_ENTRY.size
 FOOTER_SIZE = _FOOTER.size
 #: Longest JSON header a reader accepts; real headers are a few hundred bytes.
 MAX_HEADER_JSON = 1 << 16
+#: Header flag: the JSON is stored deflated (zlib), which the writer does whenever that is
+#: shorter - a model fingerprint is ~500 bytes of JSON, a lot for one 64 KiB chunk.
+FLAG_DEFLATED = 0x01
 #: Largest block size any frame may declare (and so the most one block decode allocates).
 MAX_BLOCK_SIZE = 64 << 20
 MIN_FRAME_SIZE = _PREAMBLE.size + 2 + _CRC.size + FOOTER_SIZE
+
+
+def _inflate_header(body: bytes) -> bytes:
+    """The deflated header JSON, refusing more than :data:`MAX_HEADER_JSON` bytes of it."""
+    inflater = zlib.decompressobj()
+    try:
+        text = inflater.decompress(body, MAX_HEADER_JSON + 1)
+    except zlib.error as exc:
+        raise CorruptDataError(f"malformed frame header: {exc}") from None
+    if len(text) > MAX_HEADER_JSON or not inflater.eof or inflater.unused_data:
+        raise CorruptDataError("malformed frame header: bad deflated JSON")
+    return text
 
 
 def _crc(data) -> int:
@@ -80,7 +95,10 @@ class FrameHeader:
         ).encode()
         if len(body) > MAX_HEADER_JSON:
             raise CodecError(f"frame header too large ({len(body)} bytes)")
-        head = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, len(body)) + body
+        flags, deflated = 0, zlib.compress(body, 9)
+        if len(deflated) < len(body):
+            flags, body = FLAG_DEFLATED, deflated
+        head = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, flags, len(body)) + body
         return head + _CRC.pack(_crc(head))
 
     @classmethod
@@ -96,7 +114,7 @@ class FrameHeader:
             raise CorruptDataError(
                 f"unsupported LLMZ format version {version} (this build reads {FORMAT_VERSION})"
             )
-        if flags != 0:
+        if flags & ~FLAG_DEFLATED:
             raise CorruptDataError(f"unknown header flags {flags:#x}")
         end = _PREAMBLE.size + json_len + _CRC.size
         if json_len > MAX_HEADER_JSON or end + FOOTER_SIZE > total:
@@ -107,6 +125,8 @@ class FrameHeader:
         body, (stored_crc,) = rest[:json_len], _CRC.unpack(rest[json_len:])
         if _crc(preamble + body) != stored_crc:
             raise CorruptDataError("frame header checksum mismatch")
+        if flags & FLAG_DEFLATED:
+            body = _inflate_header(body)
         try:
             fields = json.loads(body)
             header = cls(

@@ -176,3 +176,36 @@ def test_unknown_codec_in_header_is_a_clear_error(monkeypatch):
     monkeypatch.delitem(registry._REGISTRY, "zlib-test")
     with pytest.raises(CorruptDataError, match="unknown codec 'zlib-test'"):
         llm_codecs.decompress(frame)
+
+
+def _frame_with_header_body(body: bytes, flags: int, rest: bytes) -> bytes:
+    """A frame whose header carries ``body`` (CRC made valid) followed by ``rest``."""
+    head = struct.pack("<4sBBI", b"LLMZ", 1, flags, len(body)) + body
+    return head + struct.pack("<I", zlib.crc32(head)) + rest
+
+
+def test_long_headers_are_stored_deflated_and_read_back():
+    from llm_codecs.frame import FLAG_DEFLATED, FrameHeader
+
+    header = FrameHeader("zlib-test", {"note": "x" * 2000}, 1000, {"model": {"sha256": "0" * 64}})
+    raw = header.to_bytes()
+    assert raw[5] == FLAG_DEFLATED and len(raw) < 300
+    parsed, end = FrameHeader.parse(lambda o, n: raw[o : o + n], len(raw) + FOOTER_SIZE)
+    assert parsed == header and end == len(raw)
+    short = FrameHeader("zlib-test", {}, 1000).to_bytes()
+    assert short[5] == 0  # deflating would not pay
+
+
+@pytest.mark.parametrize("body", [
+    zlib.compress(b"[" * 70_000),                        # inflates past the 64 KiB limit
+    zlib.compress(b'{"codec":"zlib-test"}') + b"junk",  # data after the deflate stream
+    zlib.compress(b'{"codec":"zlib-test"}')[:-3],        # deflate stream cut short
+    b"not deflate at all",
+])
+def test_forged_deflated_headers_are_refused(body):
+    rest = llm_codecs.compress(TEXT, "zlib-test")  # room for the index the header precedes
+    frame = _frame_with_header_body(body, 1, rest)
+    with pytest.raises(CorruptDataError, match="header"):
+        FrameReader(frame)
+    with pytest.raises(CorruptDataError, match="flags"):
+        FrameReader(_frame_with_header_body(b"{}", 2, rest))
