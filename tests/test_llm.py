@@ -153,9 +153,11 @@ def test_missing_model_names_it(gpt2, tmp_path):
     assert "ModelMismatchError" in result.stderr and str(copy) in result.stderr
 
 
-def test_damaged_llm_payloads_raise_corrupt_data_error(gpt2):
-    data = read_head("canterbury/alice29.txt", 500)
-    frame = roundtrip(data, gpt2, block_size=250, lanes=2, context=16)
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_damaged_llm_payloads_raise_corrupt_data_error(tiny_models, family):
+    # Repetitive text, so that the in-block match models are active while the stream is damaged.
+    data = read_head("canterbury/alice29.txt", 250) * 2
+    frame = roundtrip(data, tiny_models[family], block_size=250, lanes=2, context=16)
 
     @settings(max_examples=40, deadline=timedelta(seconds=20), derandomize=True,
               suppress_health_check=[HealthCheck.too_slow])
