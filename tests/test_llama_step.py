@@ -90,12 +90,14 @@ def test_the_frame_records_which_forward_coded_it(tiny_models):
         FrameReader(frames["lean"], codec=LanguageModelCodec(model=llama, step="transformers"))
     with pytest.raises(ModelMismatchError, match="'transformers' forward"):
         FrameReader(frames["transformers"], codec=auto)
-    # Frames from before the choice existed used transformers' forward.
+    # Frames from before the choice existed used transformers' forward and no in-block cache.
     old = dict(FrameReader(frames["transformers"]).header.fingerprint)
     del old["step"]
-    LanguageModelCodec(model=llama, step="transformers").check_fingerprint(old)
+    LanguageModelCodec(model=llama, step="transformers", cache=False).check_fingerprint(old)
+    with pytest.raises(ModelMismatchError, match="cache=False"):
+        LanguageModelCodec(model=llama, step="transformers").check_fingerprint(old)
     with pytest.raises(ModelMismatchError):
-        auto.check_fingerprint(old)
+        LanguageModelCodec(model=llama, cache=False).check_fingerprint(old)
 
 
 def test_lean_is_refused_for_other_architectures(tiny_models):

@@ -416,8 +416,14 @@ class LanguageModelCodec(BlockCodec):
                 f"{theirs.get('revision')}, sha256 {str(theirs.get('sha256'))[:16]}...), but "
                 f"{self.model!r} loads as sha256 {ours['sha256'][:16]}..."
             )
-        # Frames from before the lean forward existed carry no "step": they used transformers'.
+        # Frames from before the lean forward and the in-block cache carry no "step": they used
+        # transformers' forward and plain tables.
         theirs_step = fingerprint.get("step", "transformers")
+        if "step" not in fingerprint and self.cache:
+            raise ModelMismatchError(
+                "frame was made by an earlier llm_codecs without the in-block cache: decode "
+                "with cache=False, step='transformers'"
+            )
         if theirs_step != self.resolved_step():
             raise ModelMismatchError(
                 f"frame was coded with the {theirs_step!r} forward, this codec runs "
