@@ -14,7 +14,14 @@ from llm_codecs import CorruptDataError
 from llm_codecs.coding import reference_rans
 from llm_codecs.coding.cache_mix import TokenCacheMixer
 from llm_codecs.coding.quantize import cumulative, quantize
-from llm_codecs.coding.rans import RansDecoder, RansEncoder, find_symbols, symbol_bounds
+from llm_codecs.coding.rans import (
+    RansDecoder,
+    RansEncoder,
+    find_symbols,
+    parse_state,
+    state_bytes,
+    symbol_bounds,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -153,3 +160,16 @@ def test_damaged_streams_are_reported_not_decoded():
             dec.advance(start, freq, 24)
         with pytest.raises(CorruptDataError):
             dec.check_finished()
+
+
+@given(x=st.integers(1 << 31, (1 << 63) - 1), words=st.integers(0, 3))
+def test_final_states_take_the_fewest_bytes_and_exactly_one_encoding(x, words):
+    head = state_bytes(x)
+    assert 5 <= len(head) <= 8 and (len(head) == 5 or head[-1] != 0)
+    stream = head + b"\x01\x02\x03\x04" * words
+    assert parse_state(stream) == (x, len(head))
+    assert reference_rans.encode([], 24) == state_bytes(1 << 31)
+    # The same state padded with a zero byte, or cut short, is refused.
+    if len(head) < 8:
+        assert parse_state(head + b"\x00" + b"\x01\x02\x03\x04" * words)[0] is None
+    assert parse_state(head[:4])[0] is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import llm_codecs
-from llm_codecs import CodecError, ModelMismatchError
+from llm_codecs import CodecError, CorruptDataError, ModelMismatchError
 from llm_codecs.codecs.llm import LanguageModelCodec
 from llm_codecs.frame import FrameReader
 
@@ -90,14 +90,11 @@ def test_the_frame_records_which_forward_coded_it(tiny_models):
         FrameReader(frames["lean"], codec=LanguageModelCodec(model=llama, step="transformers"))
     with pytest.raises(ModelMismatchError, match="'transformers' forward"):
         FrameReader(frames["transformers"], codec=auto)
-    # Frames from before the choice existed used transformers' forward and no in-block cache.
+    # Frames from before the choice existed cannot be replayed: a clear error, not garbage.
     old = dict(FrameReader(frames["transformers"]).header.fingerprint)
     del old["step"]
-    LanguageModelCodec(model=llama, step="transformers", cache=False).check_fingerprint(old)
-    with pytest.raises(ModelMismatchError, match="cache=False"):
-        LanguageModelCodec(model=llama, step="transformers").check_fingerprint(old)
-    with pytest.raises(ModelMismatchError):
-        LanguageModelCodec(model=llama, cache=False).check_fingerprint(old)
+    with pytest.raises(CorruptDataError, match="earlier, incompatible"):
+        LanguageModelCodec(model=llama, step="transformers", cache=False).check_fingerprint(old)
 
 
 def test_lean_is_refused_for_other_architectures(tiny_models):

@@ -416,14 +416,14 @@ class LanguageModelCodec(BlockCodec):
                 f"{theirs.get('revision')}, sha256 {str(theirs.get('sha256'))[:16]}...), but "
                 f"{self.model!r} loads as sha256 {ours['sha256'][:16]}..."
             )
-        # Frames from before the lean forward and the in-block cache carry no "step": they used
-        # transformers' forward and plain tables.
-        theirs_step = fingerprint.get("step", "transformers")
-        if "step" not in fingerprint and self.cache:
-            raise ModelMismatchError(
-                "frame was made by an earlier llm_codecs without the in-block cache: decode "
-                "with cache=False, step='transformers'"
+        # Frames from before the lean forward, the in-block cache and the compact rANS state
+        # carry no "step"; this version cannot replay them.
+        if "step" not in fingerprint:
+            raise CorruptDataError(
+                "LLM frame made by an earlier, incompatible llm_codecs (no 'step' in its "
+                "fingerprint): decode it with the version that wrote it"
             )
+        theirs_step = fingerprint["step"]
         if theirs_step != self.resolved_step():
             raise ModelMismatchError(
                 f"frame was coded with the {theirs_step!r} forward, this codec runs "

@@ -10,12 +10,16 @@ methods never call ``.item()`` or otherwise wait for the device.
 Byte layout of one lane's stream (what :meth:`RansEncoder.finish` returns and
 :class:`RansDecoder` reads)::
 
-    u64 LE  final encoder state (the decoder's initial state), always in [2**31, 2**63)
-    u32 LE  words, in the order the decoder reads them (the reverse of the emission order)
+    S bytes LE  final encoder state (the decoder's initial state), in [2**31, 2**63)
+    u32 LE      words, in the order the decoder reads them (the reverse of the emission order)
 
-so a stream is ``8 + 4 * n_words`` bytes. A lane that coded no symbol is the 8 bytes of
-``L``. The encoder starts from ``x = L``; the decoder must end at exactly ``L`` with every word
-consumed, which is how damage to the payload is detected (:meth:`RansDecoder.check_finished`).
+where ``S`` is 5, 6, 7 or 8: the fewest bytes that hold the state, but at least 5. A stream is
+``S + 4 * n_words`` bytes, so ``S = 5 + (len - 5) % 4`` is implied by its length, and the state
+must use all ``S`` bytes (its top byte is non-zero when ``S > 5``): one encoding per state. This
+saves 1.6 bytes per stream on average against a fixed u64. A lane that coded no symbol is the
+5 bytes of ``L``. The encoder starts from ``x = L``; the decoder must end at exactly ``L`` with
+every word consumed, which is how damage to the payload is detected
+(:meth:`RansDecoder.check_finished`).
 
 Typical use, with ``cum = cumulative(freqs)`` per step (see :mod:`.quantize`)::
 
@@ -214,16 +218,34 @@ class RansEncoder:
             parts = per_lane[lane]
             words = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint32)
             # The decoder reads the last emitted word first.
-            out.append(states[lane].tobytes() + words[::-1].astype("<u4").tobytes())
+            out.append(state_bytes(int(states[lane])) + words[::-1].astype("<u4").tobytes())
         self._segments = []
         return out
+
+
+def state_bytes(x: int) -> bytes:
+    """The final state ``x`` in the fewest little-endian bytes, at least 5 (module docstring)."""
+    return x.to_bytes(max(5, (x.bit_length() + 7) // 8), "little")
+
+
+def parse_state(stream: bytes) -> tuple[int | None, int]:
+    """``(state, header_bytes)`` of a stream; state None when malformed (short, out of range,
+    or not minimally encoded)."""
+    if len(stream) < 5:
+        return None, len(stream)
+    head = 5 + (len(stream) - 5) % 4
+    x = int.from_bytes(stream[:head], "little")
+    if not RANS_L <= x < 1 << 63 or len(state_bytes(x)) != head:
+        return None, head
+    return x, head
 
 
 class RansDecoder:
     """Lock-step rANS64 decoder over ``len(streams)`` lanes.
 
-    Malformed streams never raise here or in the per-step methods: a stream whose length is not
-    ``8 + 4k``, whose initial state is out of range, or that is read past its end is flagged, the
+    Malformed streams never raise here or in the per-step methods: a stream shorter than 5 bytes,
+    whose initial state is out of range or not minimally encoded, or that is read past its end is
+    flagged, the
     lane keeps running on a valid state (reading zeros), and :meth:`check_finished` reports it.
 
     Parameters
@@ -244,16 +266,13 @@ class RansDecoder:
         parts = []
         for i, s in enumerate(streams):
             s = bytes(s)
-            if len(s) < 8 or len(s) % 4:
+            state, head = parse_state(s)
+            if state is None:
                 bad[i] = True
-                s = s[: max(8, len(s) - len(s) % 4)] if len(s) >= 8 else b""
-            if len(s) >= 8:
-                state = int.from_bytes(s[:8], "little")
-                if RANS_L <= state < 1 << 63:
-                    states[i] = state
-                else:
-                    bad[i] = True
-                w = np.frombuffer(s, dtype="<u4", offset=8).astype(np.int64)
+            else:
+                states[i] = state
+            if len(s) >= 5:  # (len - head) is then a multiple of 4
+                w = np.frombuffer(s, dtype="<u4", offset=head).astype(np.int64)
                 counts[i] = w.size
                 parts.append(w)
         # One flat word array with a trailing zero: out-of-range reads are redirected to it.

@@ -28,7 +28,8 @@ def encode(symbols: Sequence[tuple[int, int]], scale_bits: int) -> bytes:
     Returns
     -------
     bytes
-        u64 LE final state, then the u32 LE words in decoding order.
+        The final state in 5-8 LE bytes (the fewest that hold it, at least 5), then the u32 LE
+        words in decoding order.
     """
     assert 1 <= scale_bits <= 31
     x = L
@@ -41,7 +42,7 @@ def encode(symbols: Sequence[tuple[int, int]], scale_bits: int) -> bytes:
             x >>= 32
         x = ((x // freq) << scale_bits) + (x % freq) + start
         assert L <= x < L << 32
-    out = x.to_bytes(8, "little")
+    out = x.to_bytes(max(5, (x.bit_length() + 7) // 8), "little")
     for w in reversed(words):
         out += w.to_bytes(4, "little")
     return out
@@ -72,12 +73,12 @@ def decode(data: bytes, steps: int, scale_bits: int,
     CorruptDataError
         If the stream is malformed, too short, not fully consumed, or does not end in state ``L``.
     """
-    if len(data) < 8 or len(data) % 4:
+    if len(data) < 5:
         raise CorruptDataError("bad stream length")
-    x = int.from_bytes(data[:8], "little")
-    if not L <= x < L << 32:
+    pos = 5 + (len(data) - 5) % 4
+    x = int.from_bytes(data[:pos], "little")
+    if not L <= x < L << 32 or max(5, (x.bit_length() + 7) // 8) != pos:
         raise CorruptDataError("bad initial state")
-    pos = 8
     out = []
     mask = (1 << scale_bits) - 1
     for t in range(steps):
