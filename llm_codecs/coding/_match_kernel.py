@@ -96,30 +96,24 @@ def adjust_rows(freqs, out, M, hist, t, orders, keys, preds, confs, hits, tries,
                 over_tok[idx] = pred
                 n_over += 1
             over_val[idx] = target
-        if n_over == 0:
-            run = 0
-            out[lane, 0] = 0
+        if n_over:
+            row_scale = scale * np.float64(M - V)
             for j in range(V):
-                run += freqs[lane, j]
-                out[lane, j + 1] = run
-            continue
-        row_scale = scale * np.float64(M - V)
-        acc = 0
-        top = 0
-        top_f = np.int64(-1)
-        for j in range(V):
-            f = np.int64(np.float64(freqs[lane, j]) * inv_m * row_scale) + 1
-            freqs[lane, j] = f
-        for i in range(n_over):
-            freqs[lane, over_tok[i]] = np.int64(over_val[i] * np.float64(M - V)) + 1
-        for j in range(V):
-            f = freqs[lane, j]
-            acc += f
-            if f > top_f:
-                top_f = f
-                top = j
-        # Float rounding may leave the sum a little off M: the largest entry absorbs it.
-        freqs[lane, top] += M - acc
+                freqs[lane, j] = np.int64(np.float64(freqs[lane, j]) * inv_m * row_scale) + 1
+            for i in range(n_over):
+                freqs[lane, over_tok[i]] = np.int64(over_val[i] * np.float64(M - V)) + 1
+            acc = 0
+            top = 0
+            top_f = np.int64(-1)
+            for j in range(V):
+                f = freqs[lane, j]
+                acc += f
+                if f > top_f:
+                    top_f = f
+                    top = j
+            # The floors (and float rounding) leave the sum a little off M: the largest entry
+            # absorbs the difference.
+            freqs[lane, top] += M - acc
         out[lane, 0] = 0
         run = 0
         for j in range(V):

@@ -27,6 +27,22 @@ def _scaled_floor(a, b, inv_b):  # pragma: no cover - compiled
     return q
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _mixed_freq(w, total, inv_total, model_share, count, cache_share, seen,
+                inv_seen):  # pragma: no cover - compiled
+    """One symbol's table entry before the remainder (see :func:`mixed_rows`)."""
+    f = _scaled_floor(w * model_share, total, inv_total) + 1
+    if cache_share > 0 and count > 0:
+        f += _scaled_floor(count * cache_share, seen, inv_seen)
+    return f
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _cache_share(M, V, model_share, seen):  # pragma: no cover - compiled
+    """The counts' part of the table: nothing until a token has been counted."""
+    return M - V - model_share if seen > 0 else 0
+
+
 @nb.njit(cache=True, nogil=True)
 def mixed_rows(x, M, out, weights, totals, counts, seen, model_share,
                inv_ln2, min_y, coeffs):  # pragma: no cover - compiled
@@ -35,15 +51,15 @@ def mixed_rows(x, M, out, weights, totals, counts, seen, model_share,
 
     Symbol ``j`` gets ``floor(W_j * model_share / sum(W)) + floor(c_j * (M - V - model_share) /
     seen) + 1``, the remainder going to the row's first maximal ``W``: with ``seen == 0`` or
-    ``model_share == M - V`` exactly :func:`quantize_rows`' table. The model weights and their
-    totals are kept in ``weights``/``totals`` for :func:`observe`.
+    ``model_share == M - V`` exactly :func:`~llm_codecs.coding.quantize.quantize`'s table. The
+    model weights and their totals are kept in ``weights``/``totals`` for :func:`observe`.
     """
     lanes, V = x.shape
     clean = np.empty(V, dtype=np.float32)
     shifts = np.empty(V, dtype=np.float32)
     c0, c1, c2, c3 = coeffs[0], coeffs[1], coeffs[2], coeffs[3]
     c4, c5, c6 = coeffs[4], coeffs[5], coeffs[6]
-    cache_share = M - V - model_share if seen > 0 else 0
+    cache_share = _cache_share(M, V, model_share, seen)
     model_share = M - V - cache_share
     inv_seen = 1.0 / np.float64(max(seen, 1))
     for row in range(lanes):
@@ -87,9 +103,8 @@ def mixed_rows(x, M, out, weights, totals, counts, seen, model_share,
             if w > top_w:
                 top_w = w
                 top = j
-            f = _scaled_floor(w * model_share, total, inv_total) + 1
-            if cache_share > 0 and counts[j] > 0:
-                f += _scaled_floor(counts[j] * cache_share, seen, inv_seen)
+            f = _mixed_freq(w, total, inv_total, model_share, counts[j], cache_share, seen,
+                            inv_seen)
             acc += f
             out[row, j] = f
         out[row, top] += M - acc
@@ -100,9 +115,10 @@ def observe(weights, totals, symbols, active, counts, seen, M, shares, costs,
             log_table):  # pragma: no cover - compiled
     """Charge each candidate share the (approximate) cost of the coded symbols, then count them.
 
-    ``costs[i]`` grows by ``-log2(f / M)`` in 1/65536 bits, where ``f`` is the symbol's table
-    entry under ``shares[i]`` without the remainder; integer arithmetic only. Returns the new
-    number of counted tokens.
+    ``costs[i]`` falls by ``log2(f)`` in 1/65536 bits, where ``f`` is the symbol's table entry
+    under ``shares[i]`` without the remainder: the code length ``log2(M / f)`` up to a constant
+    that is the same for every share. Integer arithmetic only. Returns the new number of counted
+    tokens.
     """
     lanes, V = weights.shape
     inv_seen = 1.0 / np.float64(max(seen, 1))
@@ -114,12 +130,9 @@ def observe(weights, totals, symbols, active, counts, seen, M, shares, costs,
         total = totals[row]
         inv_total = 1.0 / np.float64(total)
         for i in range(shares.shape[0]):
-            model_share = shares[i]
-            cache_share = M - V - model_share if seen > 0 else 0
-            model_share = M - V - cache_share
-            f = _scaled_floor(w * model_share, total, inv_total) + 1
-            if cache_share > 0 and counts[s] > 0:
-                f += _scaled_floor(counts[s] * cache_share, seen, inv_seen)
+            cache_share = _cache_share(M, V, shares[i], seen)
+            f = _mixed_freq(w, total, inv_total, M - V - cache_share, counts[s], cache_share,
+                            seen, inv_seen)
             # log2(f) in 1/65536 bits: exponent by shifting into [4096, 8192), mantissa by table.
             e = 0
             while f >= 8192:

@@ -94,23 +94,17 @@ class TokenCacheMixer:
         self._lane_conf = np.zeros((n, lanes), dtype=np.int64)
         self._lane_bucket = np.zeros((n, lanes), dtype=np.int64)
 
-    @property
-    def cache_share(self) -> float:
-        """The fraction of the next table given to the counts."""
-        share = int(self.model_shares[int(np.argmin(self.costs))])
-        return 0.0 if self.seen == 0 else 1.0 - share / (self.M - self.V)
-
     def tables(self, logits: torch.Tensor) -> torch.Tensor:
         """Cumulative tables ``(lanes, V + 1)`` (int64, leading zero) for one step's logits."""
         x = logits.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
         if x.shape != self._weights.shape:
             raise ValueError(f"logits of shape {x.shape}, expected {self._weights.shape}")
+        if self._t >= self._hist.shape[1]:
+            raise ValueError(f"more steps than the {self._hist.shape[1]} this mixer was made for")
         share = self.model_shares[int(np.argmin(self.costs))]
         kernel.mixed_rows(x, self.M, self._freqs, self._weights, self._totals, self.counts,
                           self.seen, share, np.float32(_INV_LN2), np.float32(_MIN_Y), _COEFFS)
         out = np.empty((x.shape[0], self.V + 1), dtype=np.int64)
-        if self._t >= self._hist.shape[1]:
-            raise ValueError(f"more steps than the {self._hist.shape[1]} this mixer was made for")
         match.adjust_rows(self._freqs, out, self.M, self._hist, self._t, self._orders,
                           self._keys, self._preds, self._confs, self._hits, self._tries,
                           self._lane_pred, self._lane_conf, self._lane_bucket)

@@ -152,4 +152,3 @@ def cumulative(freqs: torch.Tensor) -> torch.Tensor:
                       device=freqs.device)
     torch.cumsum(freqs, dim=-1, out=out[..., 1:])
     return out
-

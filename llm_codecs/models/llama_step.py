@@ -172,9 +172,8 @@ class LlamaStep:
 
         The token's keys and values go to cache ``slot`` (default ``position``) and it attends
         to the first ``filled`` slots (default ``slot + 1``), which must hold this lane's
-        earlier tokens: :meth:`prefill` and earlier steps, or a ring of the latest ones (the
-        rotary encoding makes attention depend on relative positions only, so slot order does
-        not matter).
+        earlier tokens: all of them, or a ring of the latest ones (the rotary encoding makes
+        attention depend on relative positions only, so slot order does not matter).
         """
         lanes = ids.shape[0]
         H, K, D = self.heads, self.kv_heads, self.head_dim
