@@ -71,6 +71,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--init-from", type=Path, default=None,
         help="continue from this saved model and reuse its tokenizer (a second stage)",
     )
+    p.add_argument(
+        "--tokenizer-from", type=Path, default=None,
+        help="reuse this saved tokenizer but start the model from random init",
+    )
+    p.add_argument(
+        "--streams-cache", type=Path, default=None,
+        help="an .npz of the tokenized training streams: read when it exists, else written",
+    )
+    p.add_argument(
+        "--prepare-only", action="store_true",
+        help="tokenize (and write --streams-cache), then stop",
+    )
+    p.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
+    p.add_argument(
+        "--bf16", action="store_true", help="bfloat16 autocast for the forward (CUDA runs)"
+    )
+    p.add_argument(
+        "--window", type=int, default=None,
+        help="attend to the last WINDOW tokens only (the codec's ring context); full causal "
+             "attention when omitted",
+    )
     # One thread: the shipped model used it (the CPU is shared, and float sums depend on it).
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--vocab-size", type=int, default=4096)
@@ -297,6 +318,23 @@ def build_streams(
     return streams
 
 
+def load_or_build_streams(
+    tok: Tokenizer, docs: dict[str, list[bytes]], eos_id: int, cache: Path | None
+) -> dict[tuple[str, bool], np.ndarray]:
+    """:func:`build_streams`, read from or written to ``cache`` (an ``.npz``) when given.
+
+    Runs that train side by side on one GPU share one tokenization this way, and start their
+    step-time calibration together.
+    """
+    if cache is not None and cache.exists():
+        with np.load(cache) as npz:
+            return {(k, s): npz[f"{k}_{int(s)}"] for k in KINDS for s in (False, True)}
+    streams = build_streams(tok, docs, eos_id)
+    if cache is not None:
+        np.savez(cache, **{f"{k}_{int(s)}": v for (k, s), v in streams.items()})
+    return streams
+
+
 def sample_batch(
     streams: dict[tuple[str, bool], np.ndarray], rng: np.random.Generator, batch: int, length: int
 ) -> torch.Tensor:
@@ -347,6 +385,77 @@ def build_model(args: argparse.Namespace, vocab_size: int, eos_id: int) -> Llama
     return LlamaForCausalLM(config)
 
 
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def window_logits(model: LlamaForCausalLM, ids: torch.Tensor, window: int) -> torch.Tensor:
+    """Logits of a Llama model whose tokens attend to the last ``window`` positions only.
+
+    The codec's lean forward keeps a ring of ``context`` keys per lane, so at coding time a token
+    sees itself and the ``context - 1`` tokens before it, at absolute positions. Training with the
+    same band makes the model good at exactly that. The arithmetic is ``LlamaForCausalLM``'s
+    (RMSNorm modules, RoPE with ``rotate_half``, SwiGLU, tied head); with ``window`` at least the
+    sequence length it equals the model's own forward.
+
+    Parameters
+    ----------
+    model : LlamaForCausalLM
+        The model; its modules are called, so autocast and autograd apply as usual.
+    ids : torch.Tensor
+        int64 ``(B, T)`` token ids, position 0 first.
+    window : int
+        Positions each token attends to, itself included.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, T, V)`` logits.
+    """
+    cfg = model.config
+    heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    theta = cfg.rope_parameters["rope_theta"]
+    batch, length = ids.shape
+    device = ids.device
+    inv_freq = 1.0 / theta ** (
+        torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim
+    )
+    freqs = torch.arange(length, device=device).float()[:, None] * inv_freq[None, :]
+    angles = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = angles.cos(), angles.sin()
+    pos = torch.arange(length, device=device)
+    distance = pos[:, None] - pos[None, :]
+    mask = (distance >= 0) & (distance < window)
+    inner = model.model
+    h = inner.embed_tokens(ids)
+    for layer in inner.layers:
+        attn = layer.self_attn
+        x = layer.input_layernorm(h)
+        q = attn.q_proj(x).view(batch, length, heads, head_dim).transpose(1, 2)
+        k = attn.k_proj(x).view(batch, length, kv_heads, head_dim).transpose(1, 2)
+        v = attn.v_proj(x).view(batch, length, kv_heads, head_dim).transpose(1, 2)
+        q = q * cos.to(q.dtype) + _rotate_half(q) * sin.to(q.dtype)
+        k = k * cos.to(k.dtype) + _rotate_half(k) * sin.to(k.dtype)
+        if kv_heads != heads:
+            k = k.repeat_interleave(heads // kv_heads, dim=1)
+            v = v.repeat_interleave(heads // kv_heads, dim=1)
+        a = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        h = h + attn.o_proj(a.transpose(1, 2).reshape(batch, length, heads * head_dim))
+        x = layer.post_attention_layernorm(h)
+        mlp = layer.mlp
+        h = h + mlp.down_proj(torch.nn.functional.silu(mlp.gate_proj(x)) * mlp.up_proj(x))
+    return model.lm_head(inner.norm(h))
+
+
+def forward_logits(model, ids: torch.Tensor, window: int | None, bf16: bool) -> torch.Tensor:
+    """Float32 logits ``(B, T, V)``: the model's own forward, or :func:`window_logits`."""
+    with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(ids).logits if window is None else window_logits(model, ids, window)
+    return logits.float()
+
+
 def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
     """Linear warmup then cosine decay to 10 % of ``peak``."""
     if step < warmup:
@@ -366,11 +475,12 @@ def make_optimizer(model: torch.nn.Module, args: argparse.Namespace) -> torch.op
     return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
 
 
-def train_step(model, opt, batch: torch.Tensor, lr: float) -> float:
+def train_step(model, opt, batch: torch.Tensor, lr: float, window: int | None = None,
+               bf16: bool = False) -> float:
     """One optimizer step on a ``(B, T + 1)`` batch; returns the mean loss in nats/token."""
     for group in opt.param_groups:
         group["lr"] = lr
-    logits = model(batch[:, :-1]).logits
+    logits = forward_logits(model, batch[:, :-1], window, bf16)
     loss = torch.nn.functional.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1)
     )
@@ -414,13 +524,15 @@ def valid_sets(valid_dir: Path, limit: int) -> dict[str, list[bytes]]:
 
 
 @torch.inference_mode()
-def bits_of(model, ids: np.ndarray, ctx: int, eos_id: int, batch: int = 16) -> float:
+def bits_of(model, ids: np.ndarray, ctx: int, eos_id: int, batch: int = 16,
+            window: int | None = None) -> float:
     """Total code length in bits of a token sequence under teacher forcing.
 
     The sequence is cut into windows of ``ctx - 1`` tokens, each preceded by ``eos_id`` (as a
     codec block starts), so every token is counted once and predicted with up to ``ctx - 1``
-    tokens of context.
+    tokens of context, or ``window - 1`` when ``window`` is given (the codec's ring).
     """
+    device = model.device
     n = ctx - 1
     windows = [ids[i : i + n] for i in range(0, len(ids), n)]
     total = 0.0
@@ -432,23 +544,28 @@ def bits_of(model, ids: np.ndarray, ctx: int, eos_id: int, batch: int = 16) -> f
         for r, w in enumerate(group):
             x[r, 1 : len(w) + 1] = w
             mask[r, : len(w)] = True
-        xt = torch.from_numpy(x)
-        logp = torch.log_softmax(model(xt[:, :-1]).logits.float(), dim=-1)
+        xt = torch.from_numpy(x).to(device)
+        logp = torch.log_softmax(forward_logits(model, xt[:, :-1], window, False), dim=-1)
         nll = -logp.gather(-1, xt[:, 1:, None])[..., 0]
-        total += float(nll[torch.from_numpy(mask)].sum())
+        total += float(nll[torch.from_numpy(mask).to(device)].sum())
     return total / math.log(2)
 
 
-def bpb(model, tok: Tokenizer, files: list[bytes], ctx: int, eos_id: int) -> float:
+def bpb(model, tok: Tokenizer, files: list[bytes], ctx: int, eos_id: int,
+        window: int | None = None) -> float:
     """Bits per original byte over a list of files, each tokenized exactly."""
-    bits = sum(bits_of(model, encode(tok, f), ctx, eos_id) for f in files)
+    bits = sum(bits_of(model, encode(tok, f), ctx, eos_id, window=window) for f in files)
     return bits / sum(len(f) for f in files)
 
 
-def evaluate(model, tok: Tokenizer, sets: dict[str, list[bytes]], ctx: int, eos_id: int) -> dict:
-    """Bits per byte of each validation set."""
+def evaluate(model, tok: Tokenizer, sets: dict[str, list[bytes]], ctx: int, eos_id: int,
+             window: int | None = None) -> dict:
+    """Bits per byte of each validation set (attending to ``window`` tokens when given)."""
     model.eval()
-    out = {name: round(bpb(model, tok, files, ctx, eos_id), 4) for name, files in sets.items()}
+    out = {
+        name: round(bpb(model, tok, files, ctx, eos_id, window), 4)
+        for name, files in sets.items()
+    }
     model.train()
     return out
 
@@ -500,7 +617,20 @@ def log_line(path: Path, record: dict) -> None:
         f.write(line + "\n")
 
 
-def calibrate_steps(model, opt, streams, rng, args, budget_s: float) -> tuple[int, int]:
+def next_batch(streams, rng: np.random.Generator, args: argparse.Namespace,
+               eos_id: int) -> torch.Tensor:
+    """The next training batch on ``args.device``.
+
+    With ``--window`` every window starts with ``eos_id``, as each lane of a codec block does.
+    """
+    batch = sample_batch(streams, rng, args.batch, args.seq_len)
+    if args.window is not None:
+        batch[:, 0] = eos_id
+    return batch.to(args.device)
+
+
+def calibrate_steps(model, opt, streams, rng, args, budget_s: float,
+                    eos_id: int) -> tuple[int, int]:
     """Time the first warmup steps and derive the step count that fits ``budget_s``.
 
     Only warmup steps are used, whose learning rate does not depend on the total, so a later run
@@ -516,8 +646,9 @@ def calibrate_steps(model, opt, streams, rng, args, budget_s: float) -> tuple[in
         if step == skip:
             # The first steps pay for allocator and kernel warm-up; do not time them.
             t0 = time.perf_counter()
-        batch = sample_batch(streams, rng, args.batch, args.seq_len)
-        train_step(model, opt, batch, lr_at(step, 1, args.warmup, args.lr))
+        batch = next_batch(streams, rng, args, eos_id)
+        train_step(model, opt, batch, lr_at(step, 1, args.warmup, args.lr), args.window,
+                   args.bf16)
     per_step = (time.perf_counter() - t0) / (probe - skip)
     # Leave about a tenth of the budget for periodic evaluation and checkpoints.
     return probe, max(probe + 1, int(0.9 * budget_s / per_step))
@@ -531,38 +662,43 @@ def train(args: argparse.Namespace) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     docs = load_docs(args.train_dir)
-    if args.init_from is None:
-        tokenizer = train_tokenizer(docs, args.vocab_size, args.seed)
-    else:
+    if args.init_from is not None:
         tokenizer = PreTrainedTokenizerFast.from_pretrained(args.init_from)
+    elif args.tokenizer_from is not None:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(args.tokenizer_from)
+    else:
+        tokenizer = train_tokenizer(docs, args.vocab_size, args.seed)
     tok = raw_tokenizer(tokenizer)
     eos_id = tokenizer.convert_tokens_to_ids(EOS)
-    streams = build_streams(tok, docs, eos_id)
+    streams = load_or_build_streams(tok, docs, eos_id, args.streams_cache)
     sizes = {f"{k}{'_swapped' if s else ''}": len(v) for (k, s), v in streams.items()}
     log_line(log, {"event": "data", "tokens": sizes, "s": round(time.perf_counter() - t_start)})
+    if args.prepare_only:
+        return
 
     if args.init_from is None:
         model = build_model(args, len(tokenizer), eos_id)
     else:
         # Stored weights are float16; training continues in float32 with a fresh optimizer.
         model = LlamaForCausalLM.from_pretrained(args.init_from, dtype=torch.float32)
-    model.train()
+    model.to(args.device).train()
     opt = make_optimizer(model, args)
     rng = np.random.default_rng(args.seed)
     quick = valid_sets(args.valid_dir, limit=1 << 14)
     t_train = time.perf_counter()
     done, total = 0, args.steps
     if total is None:
-        done, total = calibrate_steps(model, opt, streams, rng, args, args.minutes * 60)
+        done, total = calibrate_steps(model, opt, streams, rng, args, args.minutes * 60, eos_id)
     log_line(log, {"event": "start", "steps": total, "params": model.num_parameters()})
     for step in range(done, total):
-        batch = sample_batch(streams, rng, args.batch, args.seq_len)
-        loss = train_step(model, opt, batch, lr_at(step, total, args.warmup, args.lr))
+        batch = next_batch(streams, rng, args, eos_id)
+        loss = train_step(model, opt, batch, lr_at(step, total, args.warmup, args.lr),
+                          args.window, args.bf16)
         if step % 20 == 0:
             elapsed = time.perf_counter() - t_train
             log_line(log, {"step": step, "loss": round(loss, 4), "s": round(elapsed)})
         if (step + 1) % args.eval_every == 0 or step + 1 == total:
-            ev = evaluate(model, tok, quick, args.seq_len, eos_id)
+            ev = evaluate(model, tok, quick, args.seq_len, eos_id, args.window)
             log_line(log, {"step": step + 1, "quick_valid_bpb": ev})
             save(model, tokenizer, args.out, args.save_dtype)
     train_s = time.perf_counter() - t_train
@@ -572,12 +708,15 @@ def train(args: argparse.Namespace) -> None:
 
 def report(args: argparse.Namespace, tokenizer, log: Path, eos_id: int, train_s: float) -> None:
     """Reload the saved model as the codec will (float32) and log bpb and step throughput."""
-    model = LlamaForCausalLM.from_pretrained(args.out, dtype=torch.float32)
+    model = LlamaForCausalLM.from_pretrained(args.out, dtype=torch.float32).to(args.device)
     tok = raw_tokenizer(tokenizer)
     sets = valid_sets(args.valid_dir, limit=1 << 18)
-    ev = evaluate(model, tok, sets, args.seq_len, eos_id)
+    ev = evaluate(model, tok, sets, args.seq_len, eos_id, args.window)
     bpt = {k: round(bytes_per_token(tok, v), 3) for k, v in sets.items()}
-    speed = {f"W{w}": round(step_throughput(model, w)) for w in (32, 64)}
+    # The codec's speed that matters is the CPU's; a GPU run's throughput says nothing of it.
+    speed = {}
+    if args.device == "cpu":
+        speed = {f"W{w}": round(step_throughput(model, w)) for w in (32, 64)}
     size = sum(f.stat().st_size for f in args.out.iterdir())
     log_line(
         log,
