@@ -44,6 +44,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--files", type=Path, nargs="*", default=[])
     p.add_argument("--limit", type=int, default=1 << 16, help="bytes of each file to score")
     p.add_argument("--ctx", type=int, default=512, help="teacher-forcing window in tokens")
+    p.add_argument(
+        "--window", type=int, default=64,
+        help="tokens each token attends to (the codec's context); 0 for full attention",
+    )
     p.add_argument("--widths", type=int, nargs="*", default=[32, 64])
     p.add_argument("--steps", type=int, default=256, help="decode steps per throughput run")
     p.add_argument("--threads", type=int, default=2)
@@ -68,13 +72,14 @@ def codec_report(model_dir: Path, path: Path, limit: int) -> dict:
     return out
 
 
-def file_report(model, tok, path: Path, limit: int, ctx: int, eos_id: int) -> dict:
+def file_report(model, tok, path: Path, limit: int, ctx: int, eos_id: int,
+                window: int | None = None) -> dict:
     """Bits per byte and bytes per token of a file's first ``limit`` bytes, raw and as LF."""
     raw = path.read_bytes()[:limit]
     out = {"file": str(path), "bytes": len(raw)}
     for name, data in (("raw", raw), ("lf", to_lf(raw))):
         ids = encode(tok, data)
-        out[f"{name}_bpb"] = round(bits_of(model, ids, ctx, eos_id) / len(data), 4)
+        out[f"{name}_bpb"] = round(bits_of(model, ids, ctx, eos_id, window=window) / len(data), 4)
         out[f"{name}_bytes_per_token"] = round(len(data) / len(ids), 3)
     return out
 
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     tok = raw_tokenizer(tokenizer)
     eos_id = tokenizer.eos_token_id
     for path in args.files:
-        print(json.dumps(file_report(model, tok, path, args.limit, args.ctx, eos_id)))
+        window = args.window or None
+        print(json.dumps(file_report(model, tok, path, args.limit, args.ctx, eos_id, window)))
         if args.codec:
             print(json.dumps(codec_report(args.model, path, args.limit)))
     speed = {f"W{w}": round(step_throughput(model, w, args.steps)) for w in args.widths}
