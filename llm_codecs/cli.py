@@ -116,7 +116,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                         "directory")
     p.add_argument("-p", "--param", type=_param, action="append", default=[],
                    metavar="KEY=VALUE",
-                   help="any other codec parameter, e.g. -p lanes=64 (repeatable)")
+                   help="any other codec parameter, e.g. -p lanes=32 (repeatable)")
 
 
 def _codec_params(args: argparse.Namespace, name: str) -> dict[str, Any]:
