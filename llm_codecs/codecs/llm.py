@@ -218,7 +218,7 @@ class LanguageModelCodec(BlockCodec):
     lanes : int
         Most parallel streams per block (1 .. 1024; a lane gets at least 256 tokens). More lanes
         run faster, but each lane starts without context. The default, 64, costs the embedded
-        model about 2% in size against 32 and runs 25-36% faster on CPU (measured on
+        model about 2% in size against 32 and runs 20-40% faster on CPU (measured on
         ``valid/`` text, ``docs/benchmarks.md``).
     context : int
         Tokens of context per lane (16 .. 8192; capped by the model's own limit): the ring's
