@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -76,6 +77,19 @@ def test_default_fallback_keeps_the_smaller_of_llm_and_lz77(gpt2):
     # An untrained model loses to LZ77 on text; random bytes are detected and stored.
     assert [b.method for b in reader.blocks] == [2, 0]
     assert looks_binary(binary) and not looks_binary(text)
+
+
+def test_first_fallback_runs_after_the_model_and_codes_the_same(gpt2, monkeypatch):
+    from llm_codecs.codecs import llm as llm_module
+
+    text = read_head("canterbury/alice29.txt", 3000)
+    fresh = threading.Event()  # as in a new process: LZ77 has not run yet
+    monkeypatch.setattr(llm_module, "_fallback_ready", fresh)
+    first = llm_codecs.compress(text, "llm", model=gpt2, block_size=1000, threads=1)
+    assert fresh.is_set()  # later blocks run LZ77 beside the model
+    again = llm_codecs.compress(text, "llm", model=gpt2, block_size=1000, threads=1)
+    assert first == again
+    assert llm_codecs.decompress(first) == text
 
 
 def test_range_reads_decode_only_what_they_touch(gpt2):

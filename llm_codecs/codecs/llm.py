@@ -147,6 +147,9 @@ class _ThreadGate:
 
 _GATE = _ThreadGate()
 
+# Set once an LZ77 fallback has run in this process, so its numba kernels are compiled or loaded.
+_fallback_ready = threading.Event()
+
 
 class _RingSchedule:
     """Lean forward with a ring KV cache of ``context`` slots per lane (module docstring)."""
@@ -486,12 +489,19 @@ class LanguageModelCodec(BlockCodec):
             return self.method_id, coded
         if not block or looks_binary(block):
             return _FALLBACK_METHOD, self._fallback_payload(block)
-        # LZ77 runs beside the model (numba releases the GIL while it codes); its numba
-        # compilation on a fresh install overlaps the model's work too, though only partly.
-        with ThreadPoolExecutor(1) as pool:
-            fallback = pool.submit(self._fallback_payload, block)
+        if _fallback_ready.is_set():
+            # LZ77 runs beside the model: numba releases the GIL while it codes.
+            with ThreadPoolExecutor(1) as pool:
+                fallback = pool.submit(self._fallback_payload, block)
+                coded = self.encode_block(block)
+                payload = fallback.result()
+        else:
+            # The first LZ77 call of a process may compile its kernels (tens of seconds on a
+            # fresh install). Compilation holds the GIL and numba's lock almost throughout, so a
+            # model run beside it would crawl. The model codes first, then LZ77 compiles.
             coded = self.encode_block(block)
-            payload = fallback.result()
+            payload = self._fallback_payload(block)
+            _fallback_ready.set()
         if coded is not None and len(coded) < len(payload):
             return self.method_id, coded
         return _FALLBACK_METHOD, payload
