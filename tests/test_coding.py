@@ -173,3 +173,13 @@ def test_final_states_take_the_fewest_bytes_and_exactly_one_encoding(x, words):
     if len(head) < 8:
         assert parse_state(head + b"\x00" + b"\x01\x02\x03\x04" * words)[0] is None
     assert parse_state(head[:4])[0] is None
+
+
+@settings(deadline=None)  # the first example compiles the kernel
+@given(st.lists(st.integers(0, 5), max_size=300))
+def test_stable_order_matches_numpy_stable_argsort(keys):
+    from llm_codecs.coding.huffman import _stable_order
+
+    arr = np.asarray(keys, dtype=np.int64)
+    expected = np.argsort(arr, kind="stable")
+    assert np.array_equal(_stable_order(arr), expected)

@@ -91,6 +91,43 @@ _ERRORS = {
 
 
 @nb.njit(cache=True, nogil=True)
+def _stable_order(keys):
+    """Indices that sort ``keys`` ascending, equal keys in index order (bottom-up merge sort).
+
+    The same order as ``np.argsort(keys, kind="stable")``, which numba compiles several times
+    slower (seconds on a fresh install, before the first block is coded).
+    """
+    n = keys.shape[0]
+    a = np.arange(n)
+    b = np.empty(n, dtype=np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if keys[a[j]] < keys[a[i]]:
+                    b[k] = a[j]
+                    j += 1
+                else:
+                    b[k] = a[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                b[k] = a[i]
+                i += 1
+                k += 1
+            while j < hi:
+                b[k] = a[j]
+                j += 1
+                k += 1
+        a, b = b, a
+        width *= 2
+    return a
+
+
+@nb.njit(cache=True, nogil=True)
 def _package_merge(freq, max_len):
     """Optimal code lengths of at most ``max_len`` bits for ``freq`` (zeros get length 0).
 
@@ -102,12 +139,13 @@ def _package_merge(freq, max_len):
     used = np.nonzero(freq)[0]
     n = used.shape[0]
     # Stable order keeps the result a pure function of the histogram.
-    order = used[np.argsort(freq[used], kind="mergesort")]
+    order = used[_stable_order(freq[used])]
     leaves = freq[order].astype(np.int64)
     # is_pkg[level, i]: item i of the merged list at that level is a package, not a leaf.
     is_pkg = np.zeros((max_len, 2 * n), dtype=np.bool_)
     cur = np.empty(2 * n, dtype=np.int64)
-    cur[:n] = leaves
+    for i in range(n):  # a loop: slice assignment compiles numba's shape-error formatting
+        cur[i] = leaves[i]
     cur_n = n
     merged = np.empty(2 * n, dtype=np.int64)
     for level in range(max_len - 2, -1, -1):

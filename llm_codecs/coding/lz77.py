@@ -230,7 +230,8 @@ def _parse_kernel(block, window, chain, nice, good, lazy_depth, max_lazy, lazy_m
     n = block.shape[0]
     # Zero padding lets 8-byte loads start at any position of the block.
     data = np.zeros(n + 16, dtype=np.uint8)
-    data[:n] = block
+    for i in range(n):  # a loop: slice assignment compiles numba's shape-error formatting
+        data[i] = block[i]
     litlen = np.empty(max(n, 1), dtype=np.uint16)
     dist = np.empty(n // MIN_MATCH + 1, dtype=np.uint8)
     # A match covers >= 3 bytes and carries <= 14 + 25 extra bits: < 13 bits per byte.
