@@ -462,7 +462,9 @@ class LanguageModelCodec(BlockCodec):
         return self._fallback
 
     def _fallback_payload(self, block: bytes) -> bytes:
-        return min((c.encode_block(block) for c in self._fallback_codecs()), key=len)
+        payload = min((c.encode_block(block) for c in self._fallback_codecs()), key=len)
+        _fallback_ready.set()
+        return payload
 
     @property
     def workers(self) -> int:
@@ -501,7 +503,6 @@ class LanguageModelCodec(BlockCodec):
             # model run beside it would crawl. The model codes first, then LZ77 compiles.
             coded = self.encode_block(block)
             payload = self._fallback_payload(block)
-            _fallback_ready.set()
         if coded is not None and len(coded) < len(payload):
             return self.method_id, coded
         return _FALLBACK_METHOD, payload

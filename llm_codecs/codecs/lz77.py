@@ -113,9 +113,7 @@ class LZ77Codec(BlockCodec):
         params["window"] = n if params["window"] == 0 else min(n, 1 << params["window"])
         litlen, dist, extra = _lz.parse(data, **params)
         ll_stream = encode_symbols(litlen, _lz.LITLEN_ALPHABET)
-        # As uint16, like the literal/length stream: a fresh install then compiles the
-        # Huffman encoder once, not once per dtype (same symbols, same bytes).
-        d_stream = encode_symbols(dist.astype(np.uint16), _lz.DIST_ALPHABET)
+        d_stream = encode_symbols(dist, _lz.DIST_ALPHABET)
         out = bytearray()
         _put_varint(out, litlen.shape[0])
         _put_varint(out, len(ll_stream))

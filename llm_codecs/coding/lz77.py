@@ -4,7 +4,8 @@
 
 - ``litlen``: one ``uint16`` symbol per token, ``0..255`` a literal byte, ``256 + c`` a match whose
   length code is ``c`` (:data:`LEN_CODES` codes);
-- ``dist``: one ``uint8`` symbol per match: ``0`` repeats the most recent distance, ``1`` the one
+- ``dist``: one symbol per match (``uint16``, as ``litlen``, so one compiled Huffman encoder
+  serves both streams): ``0`` repeats the most recent distance, ``1`` the one
   before it, ``2 + c`` an explicit distance with distance code ``c``;
 - ``extra``: the extra bits of every match (length extra bits, then distance extra bits), packed
   LSB-first into bytes.
@@ -233,7 +234,7 @@ def _parse_kernel(block, window, chain, nice, good, lazy_depth, max_lazy, lazy_m
     for i in range(n):  # a loop: slice assignment compiles numba's shape-error formatting
         data[i] = block[i]
     litlen = np.empty(max(n, 1), dtype=np.uint16)
-    dist = np.empty(n // MIN_MATCH + 1, dtype=np.uint8)
+    dist = np.empty(n // MIN_MATCH + 1, dtype=np.uint16)
     # A match covers >= 3 bytes and carries <= 14 + 25 extra bits: < 13 bits per byte.
     words = np.zeros(n * 13 // 64 + 4, dtype=np.uint64)
     acc = np.uint64(0)
@@ -347,7 +348,7 @@ def parse(data: np.ndarray, *, window: int, chain: int, nice: int, good: int, la
     Returns
     -------
     tuple
-        ``litlen`` (``uint16``), ``dist`` (``uint8``) and the extra bits as bytes.
+        ``litlen`` and ``dist`` (both ``uint16``) and the extra bits as bytes.
     """
     litlen, dist, words, nbytes = _parse_kernel(data, window, chain, nice, good, lazy_depth,
                                                 max_lazy, lazy_margin, max_insert, hash_bits,
