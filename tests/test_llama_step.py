@@ -95,6 +95,11 @@ def test_the_frame_records_which_forward_coded_it(tiny_models):
     del old["step"]
     with pytest.raises(CorruptDataError, match="earlier, incompatible"):
         LanguageModelCodec(model=llama, step="transformers", cache=False).check_fingerprint(old)
+    # Nor can those with one rANS stream per lane (no "coder" in the fingerprint).
+    old = dict(FrameReader(frames["transformers"]).header.fingerprint)
+    del old["coder"]
+    with pytest.raises(CorruptDataError, match="earlier, incompatible"):
+        LanguageModelCodec(model=llama, step="transformers").check_fingerprint(old)
 
 
 def test_lean_is_refused_for_other_architectures(tiny_models):

@@ -5,8 +5,8 @@ computation decompression performs. The schedule classes below are that computat
 of ``T`` tokens it is a pure function of the codec's configuration and ``T``:
 
 - the tokens are cut into ``lanes_used`` contiguous segments of ``S`` tokens (the last one
-  shorter), each coded as an independent rANS stream; all lanes advance in lock-step, one token
-  per lane per model call, with batch shape ``(lanes_used, 1)``;
+  shorter); all lanes advance in lock-step, one token per lane per model call, with batch shape
+  ``(lanes_used, 1)``, and one rANS state codes every lane's token of a step, lane 0 first;
 - every lane starts from the model's start token;
 - with the lean forward (``step="lean"``, Llama-family models, :mod:`~llm_codecs.models.llama_step`)
   each lane's KV cache is a ring of ``context`` slots: token ``t`` sits at position ``t`` and
@@ -52,6 +52,9 @@ _STEPS = ("auto", "lean", "transformers")
 #: count, so that the same data and configuration give the same frame on every machine and in
 #: every process (Dask workers, for one, start with torch limited to one thread).
 DEFAULT_THREADS = 1
+#: Layout of the LLM payload, recorded in the frame's fingerprint: one rANS64 state shared by
+#: all lanes (:mod:`~llm_codecs.coding.rans`). Frames without it used one stream per lane.
+PAYLOAD_LAYOUT = "rans64-shared"
 
 
 class NumericsWarning(UserWarning):
@@ -205,12 +208,13 @@ class _ReprefillSchedule:
 
 
 class LanguageModelCodec(BlockCodec):
-    """Lossless coding of text with a causal language model and vectorized rANS (method 3).
+    """Lossless coding of text with a causal language model and rANS (method 3).
 
-    Each block is tokenized losslessly, a HuggingFace causal LM predicts every next token, the
-    predictions are quantized to integer tables of ``2**scale_bits`` and a 64-bit rANS coder
-    writes one stream per lane. A block is kept as LLM payload only if that beats the LZ77 codec
-    on it; binary blocks go straight to LZ77 (and the frame stores a block raw if nothing pays).
+    Each block is tokenized losslessly, a HuggingFace causal LM predicts every next token of many
+    lanes at once, the predictions are quantized to integer tables of ``2**scale_bits`` and a
+    64-bit rANS coder codes them all, step by step, through one state. A block is kept as LLM
+    payload only if that beats the LZ77 codec on it; binary blocks go straight to LZ77 (and the
+    frame stores a block raw if nothing pays).
 
     Parameters
     ----------
@@ -219,7 +223,7 @@ class LanguageModelCodec(BlockCodec):
     revision : str, optional
         Hub revision of ``model``.
     lanes : int
-        Most parallel streams per block (1 .. 1024; a lane gets at least 256 tokens). More lanes
+        Most parallel lanes per block (1 .. 1024; a lane gets at least 256 tokens). More lanes
         run faster, but each lane starts without context. The default, 64, costs the embedded
         model about 2% in size against 32 and runs 20-40% faster on CPU (measured on
         ``valid/`` text, ``docs/benchmarks.md``).
@@ -374,7 +378,7 @@ class LanguageModelCodec(BlockCodec):
 
         loaded = self.loaded
         return {"model": loaded.identity, "numerics": numerics(loaded, self.threads),
-                "step": self.resolved_step()}
+                "step": self.resolved_step(), "coder": PAYLOAD_LAYOUT}
 
     def resolved_step(self) -> str:
         """``"lean"`` or ``"transformers"``: the forward this codec runs with its model.
@@ -422,11 +426,13 @@ class LanguageModelCodec(BlockCodec):
                 f"{self.model!r} loads as sha256 {ours['sha256'][:16]}..."
             )
         # Frames from before the lean forward, the in-block cache and the compact rANS state
-        # carry no "step"; this version cannot replay them.
-        if "step" not in fingerprint:
+        # carry no "step", those from before the shared rANS state no "coder"; this version
+        # cannot replay them.
+        if "step" not in fingerprint or fingerprint.get("coder") != PAYLOAD_LAYOUT:
             raise CorruptDataError(
-                "LLM frame made by an earlier, incompatible llm_codecs (no 'step' in its "
-                "fingerprint): decode it with the version that wrote it"
+                f"LLM frame made by an earlier, incompatible llm_codecs (its fingerprint has "
+                f"coder {fingerprint.get('coder')!r}, this version writes {PAYLOAD_LAYOUT!r}): "
+                "decode it with the version that wrote it"
             )
         theirs_step = fingerprint["step"]
         if theirs_step != self.resolved_step():
@@ -542,48 +548,41 @@ class LanguageModelCodec(BlockCodec):
     def _encode_ids(self, loaded, ids: np.ndarray) -> bytes:
         import torch
 
+        from ..coding import rans
         from ..coding.cache_mix import TokenCacheMixer
-        from ..coding.rans import RansEncoder, symbol_bounds
 
         T = len(ids)
         used, steps = lane_layout(T, self.lanes)
         start_id = self._start_id(loaded)
-        targets, active = self._grid(ids, used, steps, start_id, loaded.device)
+        targets, active = self._grid(ids, used, steps, start_id)
         schedule = self._schedule(loaded, used, steps, start_id)
-        schedule.inputs[:, 1:] = targets[:, :-1]
-        starts = torch.empty((steps, used), dtype=torch.int64, device=loaded.device)
-        freqs = torch.empty_like(starts)
+        schedule.inputs[:, 1:] = torch.from_numpy(targets[:, :-1]).to(loaded.device)
+        # Step-major, as the decoder meets the symbols.
+        starts = np.empty((steps, used), dtype=np.int64)
+        freqs = np.empty_like(starts)
         mixer = TokenCacheMixer(used, loaded.vocab_size, self.scale_bits, self.cache, steps)
         for t in range(steps):
             cum = mixer.tables(schedule.logits(t))
-            starts[t], freqs[t] = symbol_bounds(cum, targets[:, t])
+            starts[t], freqs[t] = rans.symbol_bounds(cum, targets[:, t])
             mixer.observe(targets[:, t], active[:, t])
+        coded = active.T
         # The model's cross-entropy under the very tables coded: the coder's overhead reference.
         self.last_ideal_bits = float(
-            (self.scale_bits - torch.log2(freqs[active.T].to(torch.float64))).sum()
+            (self.scale_bits - np.log2(freqs[coded].astype(np.float64))).sum()
         )
-        encoder = RansEncoder(used, device=loaded.device)
-        for t in reversed(range(steps)):
-            encoder.encode_step(starts[t], freqs[t], self.scale_bits, active[:, t])
-        streams = encoder.finish()
         payload = bytearray()
         _put_varint(payload, T)
-        for stream in streams:
-            _put_varint(payload, len(stream))
-        for stream in streams:
-            payload += stream
+        payload += rans.encode(starts[coded], freqs[coded], self.scale_bits)
         return bytes(payload)
 
     @staticmethod
-    def _grid(ids: np.ndarray, used: int, steps: int, start_id: int, device):
-        import torch
-
+    def _grid(ids: np.ndarray, used: int, steps: int, start_id: int):
+        """``(targets, active)``, each ``(used, steps)``: lane ``i`` codes row ``i``."""
         grid = np.full(used * steps, start_id, dtype=np.int64)
         grid[: len(ids)] = ids
         active = np.zeros(used * steps, dtype=bool)
         active[: len(ids)] = True
-        return (torch.from_numpy(grid.reshape(used, steps)).to(device),
-                torch.from_numpy(active.reshape(used, steps)).to(device))
+        return grid.reshape(used, steps), active.reshape(used, steps)
 
     def decode_block(self, payload: bytes, size: int) -> bytes:
         """Decode an LLM payload back into ``size`` bytes.
@@ -600,43 +599,32 @@ class LanguageModelCodec(BlockCodec):
         if not 1 <= T <= size:
             raise CorruptDataError(f"LLM payload: {T} tokens cannot make {size} bytes")
         used, steps = lane_layout(T, self.lanes)
-        lengths = []
-        for _ in range(used):
-            n, pos = _get_varint(payload, pos)
-            lengths.append(n)
-        if pos + sum(lengths) != len(payload):
-            raise CorruptDataError("LLM payload: stream lengths do not match the payload")
-        streams, offset = [], pos
-        for n in lengths:
-            streams.append(payload[offset : offset + n])
-            offset += n
-        ids = self._run(lambda loaded: self._decode_streams(loaded, streams, T, used, steps))
+        stream = payload[pos:]
+        ids = self._run(lambda loaded: self._decode_stream(loaded, stream, T, used, steps))
         data = self.loaded.tokenizer.decode(ids)
         if data is None or len(data) != size:
             raise CorruptDataError("LLM payload: tokens do not decode to the block")
         return data
 
-    def _decode_streams(self, loaded, streams, T: int, used: int, steps: int) -> np.ndarray:
+    def _decode_stream(self, loaded, stream: bytes, T: int, used: int,
+                       steps: int) -> np.ndarray:
         import torch
 
         from ..coding.cache_mix import TokenCacheMixer
-        from ..coding.rans import RansDecoder, find_symbols
+        from ..coding.rans import RansDecoder
 
         start_id = self._start_id(loaded)
-        _, active = self._grid(np.zeros(T, dtype=np.int64), used, steps, start_id,
-                               loaded.device)
+        _, active = self._grid(np.zeros(T, dtype=np.int64), used, steps, start_id)
         schedule = self._schedule(loaded, used, steps, start_id)
-        decoder = RansDecoder(streams, device=loaded.device)
-        out = torch.empty((used, steps), dtype=torch.int64, device=loaded.device)
+        decoder = RansDecoder(stream)
+        out = np.empty((used, steps), dtype=np.int64)
         mixer = TokenCacheMixer(used, loaded.vocab_size, self.scale_bits, self.cache, steps)
         for t in range(steps):
             cum = mixer.tables(schedule.logits(t))
-            symbols, start, freq = find_symbols(cum, decoder.peek(self.scale_bits))
-            decoder.advance(start, freq, self.scale_bits, active[:, t])
+            symbols = decoder.decode_step(cum, active[:, t], self.scale_bits)
             mixer.observe(symbols, active[:, t])
-            out[:, t] = torch.where(active[:, t], symbols, start_id)
+            out[:, t] = np.where(active[:, t], symbols, start_id)
             if t + 1 < steps:
-                schedule.inputs[:, t + 1] = out[:, t]
+                schedule.inputs[:, t + 1] = torch.from_numpy(out[:, t]).to(loaded.device)
         decoder.check_finished()
-        return out.reshape(-1)[:T].cpu().numpy()
-
+        return out.reshape(-1)[:T]

@@ -94,8 +94,12 @@ class TokenCacheMixer:
         self._lane_conf = np.zeros((n, lanes), dtype=np.int64)
         self._lane_bucket = np.zeros((n, lanes), dtype=np.int64)
 
-    def tables(self, logits: torch.Tensor) -> torch.Tensor:
-        """Cumulative tables ``(lanes, V + 1)`` (int64, leading zero) for one step's logits."""
+    def tables(self, logits: torch.Tensor) -> np.ndarray:
+        """Cumulative tables ``(lanes, V + 1)`` (int64, leading zero) for one step's logits.
+
+        The tables live in host memory (numpy), where the coder reads them, whatever the
+        device of ``logits``.
+        """
         x = logits.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
         if x.shape != self._weights.shape:
             raise ValueError(f"logits of shape {x.shape}, expected {self._weights.shape}")
@@ -108,12 +112,12 @@ class TokenCacheMixer:
         match.adjust_rows(self._freqs, out, self.M, self._hist, self._t, self._orders,
                           self._keys, self._preds, self._confs, self._hits, self._tries,
                           self._lane_pred, self._lane_conf, self._lane_bucket)
-        return torch.from_numpy(out).to(logits.device)
+        return out
 
-    def observe(self, symbols: torch.Tensor, active: torch.Tensor) -> None:
+    def observe(self, symbols: np.ndarray, active: np.ndarray) -> None:
         """Record the step's coded ``symbols`` ``(lanes,)`` where ``active`` ``(lanes,)``."""
-        symbols = symbols.to("cpu", torch.int64).numpy()
-        active = active.to("cpu", torch.bool).numpy()
+        symbols = np.ascontiguousarray(symbols, dtype=np.int64)
+        active = np.ascontiguousarray(active, dtype=np.bool_)
         self.seen = kernel.observe(self._weights, self._totals, symbols, active, self.counts,
                                    self.seen, self.M, self.model_shares, self.costs, _LOG_TABLE)
         match.observe_matches(self._hist, self._t, symbols, active, self._orders, self._keys,
