@@ -6,6 +6,10 @@ and decompressed whole with :func:`llm_codecs.compress`; every round trip is che
 Usage::
 
     python benchmarks/lanes.py 32 64
+    python benchmarks/lanes.py 64 128 --min-lane-tokens 128   # a shorter shortest lane
+
+``--min-lane-tokens`` overrides :data:`llm_codecs.codecs.llm.MIN_LANE_TOKENS` in this process
+only (both sides of the round trip): frames made that way decode only with the same override.
 """
 
 from __future__ import annotations
@@ -30,7 +34,12 @@ def main(argv: list[str] | None = None) -> None:
     """Print one Markdown row per lanes setting and sample."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lanes", type=int, nargs="+")
+    parser.add_argument("--min-lane-tokens", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.min_lane_tokens:
+        from llm_codecs.codecs import llm
+
+        llm.MIN_LANE_TOKENS = args.min_lane_tokens
     samples = {name: (VALID / name).read_bytes()[at : at + SIZE] for name, at in SAMPLES.items()}
     llm_codecs.compress(b"load the model first " * 200, "llm")
     print("| lanes | sample | bits per byte | KB/s compress | KB/s decompress |")

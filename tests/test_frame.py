@@ -184,16 +184,69 @@ def _frame_with_header_body(body: bytes, flags: int, rest: bytes) -> bytes:
     return head + struct.pack("<I", zlib.crc32(head)) + rest
 
 
+def _raw_deflate(data: bytes, zdict: bytes | None = None) -> bytes:
+    deflater = (zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict)
+                if zdict else zlib.compressobj(9, zlib.DEFLATED, -15))
+    return deflater.compress(data) + deflater.flush()
+
+
 def test_long_headers_are_stored_deflated_and_read_back():
-    from llm_codecs.frame import FLAG_DEFLATED, FrameHeader
+    from llm_codecs.frame import FLAG_DICTIONARY, FrameHeader
 
     header = FrameHeader("zlib-test", {"note": "x" * 2000}, 1000, {"model": {"sha256": "0" * 64}})
     raw = header.to_bytes()
-    assert raw[5] == FLAG_DEFLATED and len(raw) < 300
+    assert raw[5] == FLAG_DICTIONARY and len(raw) < 300
     parsed, end = FrameHeader.parse(lambda o, n: raw[o : o + n], len(raw) + FOOTER_SIZE)
     assert parsed == header and end == len(raw)
-    short = FrameHeader("zlib-test", {}, 1000).to_bytes()
-    assert short[5] == 0  # deflating would not pay
+    # Stored as plain JSON only when deflating would not pay; never longer than the JSON.
+    for note in ("", "q", "xz" * 7):
+        short = FrameHeader("zlib-test", {"n": note}, 1000).to_bytes()
+        plain = len(f'{{"block_size":1000,"codec":"zlib-test","fingerprint":null,'
+                    f'"params":{{"n":"{note}"}}}}')
+        assert len(short) <= 10 + plain + 4
+        assert FrameHeader.parse(lambda o, n, s=short: s[o : o + n],
+                                 len(short) + FOOTER_SIZE)[0].params == {"n": note}
+
+
+def test_a_model_fingerprint_costs_about_a_hundred_bytes_with_the_dictionary():
+    from llm_codecs.frame import FrameHeader
+
+    # An llm frame's header, as the default model on a CPU writes it (hash made up): the preset
+    # dictionary holds its keys and usual values, so little more than the hash is coded.
+    params = {"cache": True, "context": 64, "device": "cpu", "dtype": "float32",
+              "fallback": True, "lanes": 64, "model": "default", "revision": None,
+              "scale_bits": 28, "step": "auto", "threads": 1}
+    fingerprint = {
+        "coder": "rans64-shared",
+        "model": {"name": "default", "revision": None,
+                  "sha256": random.Random(5).randbytes(32).hex()},
+        "numerics": {"attention": "sdpa", "device": "cpu", "device_name": "x86_64",
+                     "dtype": "float32", "threads": 2, "torch": "2.14.1+cpu",
+                     "transformers": "5.30.0"},
+        "step": "lean",
+    }
+    header = FrameHeader("llm", params, 65536, fingerprint)
+    raw = header.to_bytes()
+    assert len(raw) < 120  # about 300 with plain deflate
+    assert FrameHeader.parse(lambda o, n: raw[o : o + n], len(raw) + FOOTER_SIZE)[0] == header
+
+
+def test_headers_deflated_by_earlier_versions_still_read(monkeypatch):
+    from llm_codecs import frame as frame_module
+
+    # A fingerprint long enough to be deflated, accepted as is.
+    monkeypatch.setattr(ZlibStandIn, "fingerprint", lambda self: {"note": "fingerprint " * 40},
+                        raising=False)
+    monkeypatch.setattr(ZlibStandIn, "check_fingerprint", lambda self, fp: None, raising=False)
+    # Write as versions before the preset dictionary did: zlib format, flag bit 0.
+    with monkeypatch.context() as patch:
+        patch.setattr(frame_module, "_deflate_header", lambda body: zlib.compress(body, 9))
+        patch.setattr(frame_module, "FLAG_DICTIONARY", frame_module.FLAG_DEFLATED)
+        old = llm_codecs.compress(TEXT, "zlib-test", block_size=500)
+    assert old[5] == frame_module.FLAG_DEFLATED
+    assert llm_codecs.decompress(old) == TEXT
+    assert llm_codecs.compress(TEXT, "zlib-test", block_size=500)[5] == \
+        frame_module.FLAG_DICTIONARY
 
 
 @pytest.mark.parametrize("body", [
@@ -207,5 +260,8 @@ def test_forged_deflated_headers_are_refused(body):
     frame = _frame_with_header_body(body, 1, rest)
     with pytest.raises(CorruptDataError, match="header"):
         FrameReader(frame)
-    with pytest.raises(CorruptDataError, match="flags"):
-        FrameReader(_frame_with_header_body(b"{}", 2, rest))
+    with pytest.raises(CorruptDataError, match="header"):
+        FrameReader(_frame_with_header_body(_raw_deflate(body), 2, rest))
+    for flags in (3, 4, 0x80):
+        with pytest.raises(CorruptDataError, match="flags"):
+            FrameReader(_frame_with_header_body(b"{}", flags, rest))
