@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import llm_codecs
 from llm_codecs import CorruptDataError, ModelMismatchError, UnsupportedTokenizerError
+from llm_codecs.codecs import make_codec
 from llm_codecs.codecs.llm import LanguageModelCodec, lane_layout, looks_binary
 from llm_codecs.frame import FrameReader
 
@@ -71,11 +72,15 @@ def test_hypothesis_bytes_round_trip(gpt2, data):
 def test_default_fallback_keeps_the_smaller_of_llm_and_lz77(gpt2):
     text = read_head("canterbury/alice29.txt", 3000)
     binary = random.Random(0).randbytes(3000)
-    frame = llm_codecs.compress(text + binary, "llm", model=gpt2, block_size=3000, threads=1)
+    # An untrained model without the in-block models loses to LZ77 on text (with them, it
+    # can win); random bytes are detected and stored.
+    frame = llm_codecs.compress(text + binary, "llm", model=gpt2, block_size=3000, threads=1,
+                                cache=False)
     assert llm_codecs.decompress(frame) == text + binary
     reader = FrameReader(frame)
-    # An untrained model loses to LZ77 on text; random bytes are detected and stored.
     assert [b.method for b in reader.blocks] == [2, 0]
+    llm_alone = make_codec("llm", model=gpt2, threads=1, cache=False).encode_block(text)
+    assert reader.blocks[0].compressed_size < len(llm_alone)
     assert looks_binary(binary) and not looks_binary(text)
 
 
@@ -206,6 +211,9 @@ def test_schedule_depends_only_on_token_count():
     assert lane_layout(10, 32) == (1, 10)
     used, steps = lane_layout(18_000, 32)
     assert used == 32 and (used - 1) * steps < 18_000 <= used * steps
+    # A lane gets at least 192 tokens: a 64 KiB block of prose uses the default 96 lanes.
+    assert lane_layout(1000, 96) == (5, 200)
+    assert lane_layout(21_000, 96)[0] == 96
 
 
 def test_non_byte_level_tokenizers_are_refused(tmp_path):

@@ -16,20 +16,14 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from . import _successor_kernel as successors
+from ._context import context_hash as _context_hash
+
 #: Probability buckets of the predicted token before adjustment: >= 1/4, 1/16, 1/64, less.
 BUCKETS = 4
 CONFIDENCES = 4
-_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
 # Pseudo-tries at the current probability in every hit-rate estimate.
 _PRIOR_WEIGHT = 2.0
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _context_hash(hist, lane, t, k, order_index):  # pragma: no cover - compiled
-    h = np.uint64(order_index + 1) * _HASH_MUL
-    for i in range(t - k, t):
-        h = (h ^ np.uint64(hist[lane, i] + 1)) * _HASH_MUL
-    return h ^ (h >> np.uint64(29))
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -45,17 +39,24 @@ def _bucket(q):  # pragma: no cover - compiled
 
 @nb.njit(cache=True, nogil=True)
 def adjust_rows(freqs, out, M, hist, t, orders, keys, preds, confs, hits, tries,
-                lane_pred, lane_conf, lane_bucket):  # pragma: no cover - compiled
-    """Apply every order's prediction to ``freqs`` ``(lanes, V)`` and write cumulative ``out``.
+                lane_pred, lane_conf, lane_bucket, succ):  # pragma: no cover - compiled
+    """Apply every order's prediction, then the successor mixtures, to ``freqs`` ``(lanes, V)``
+    and write cumulative ``out``.
 
     Records, per order and lane, the prediction used (``lane_pred``, -1 for none), its confidence
-    and bucket, for :func:`observe_matches`.
+    and bucket, for :func:`observe_matches`. ``succ`` is the successor models' state
+    (:mod:`._successor_kernel`): ``(orders, shares, costs, choice, keys, toks, cnts, totals,
+    lane_slot, lane_a, lane_g)``.
     """
+    (s_orders, s_shares, s_costs, s_choice, s_keys, s_toks, s_cnts, s_totals, s_slot, s_a,
+     s_g) = succ
     lanes, V = freqs.shape
     mask = np.uint64(keys.shape[1] - 1)
     n_orders = orders.shape[0]
-    over_tok = np.empty(n_orders, dtype=np.int64)
-    over_val = np.empty(n_orders, dtype=np.float64)
+    room = n_orders + s_orders.shape[0] * s_toks.shape[2]
+    over_tok = np.empty(room, dtype=np.int64)
+    over_val = np.empty(room, dtype=np.float64)
+    successors.choose_shares(s_costs, s_choice)
     inv_m = 1.0 / np.float64(M)
     for lane in range(lanes):
         scale = 1.0  # applied to every token no order predicted
@@ -96,6 +97,9 @@ def adjust_rows(freqs, out, M, hist, t, orders, keys, preds, confs, hits, tries,
                 over_tok[idx] = pred
                 n_over += 1
             over_val[idx] = target
+        scale, n_over = successors.mix_successors(
+            freqs, lane, M, hist, t, s_orders, s_shares, s_choice, s_keys, s_toks, s_cnts,
+            s_totals, s_slot, s_a, s_g, scale, over_tok, over_val, n_over)
         if n_over:
             row_scale = scale * np.float64(M - V)
             for j in range(V):

@@ -2,7 +2,7 @@
 
 A small model is badly calibrated on text unlike its training data (WikiText's ``@-@`` markup,
 JSON keys, CSV columns, log lines) and knows nothing of what a block repeats (names, phrases,
-records). Two cheap in-block models, updated by encoder and decoder alike from the tokens
+records). Three cheap in-block models, updated by encoder and decoder alike from the tokens
 already coded, correct both:
 
 - a **unigram cache**: the model's table is mixed with the counts of the tokens seen so far in
@@ -10,7 +10,10 @@ already coded, correct both:
   the fewest bits (follow the leader; ties go to the smaller cache share);
 - **match models** (:mod:`._match_kernel`): for context lengths :data:`MATCH_ORDERS`, the token
   that followed the lane's last ``k`` tokens the previous time they occurred in the block gets
-  the probability with which such predictions have come true so far.
+  the probability with which such predictions have come true so far;
+- **successor counts** (:mod:`._successor_kernel`): for context lengths
+  :data:`SUCCESSOR_ORDERS`, the distribution of the tokens that followed the lane's last ``k``
+  tokens in the block, mixed in with a share chosen like the cache's.
 
 Neither choice is transmitted. Everything after the model's float32 logits is integer or plain
 IEEE float64 arithmetic in a fixed order (see :mod:`.quantize`); with nothing seen yet, or with
@@ -24,9 +27,11 @@ import torch
 
 from . import _match_kernel as match
 from . import _quantize_kernel as kernel
+from . import _successor_kernel as successor
 from .quantize import _EXP2_COEFFS, _INV_LN2, _MIN_Y, MAX_SCALE_BITS, MIN_SCALE_BITS
 
-__all__ = ["CACHE_SHARES_64THS", "MATCH_ORDERS", "TokenCacheMixer"]
+__all__ = ["CACHE_SHARES_64THS", "MATCH_ORDERS", "SUCCESSOR_ORDERS", "SUCCESSOR_SHARES",
+           "TokenCacheMixer"]
 
 #: Cache shares tried, in 64ths of the table (the model keeps the rest).
 CACHE_SHARES_64THS = (0, 1, 2, 4, 8, 16, 32, 48)
@@ -38,6 +43,11 @@ _COEFFS = np.array(_EXP2_COEFFS, dtype=np.float32)
 MATCH_ORDERS = (1, 2, 3, 4, 6, 8, 12, 16, 24)
 # Hash slots per order: a power of two well above a 64 KiB block's ~20,000 tokens.
 _MATCH_SLOTS = 1 << 16
+#: Context lengths of the successor-count models, applied in this order after the match models.
+SUCCESSOR_ORDERS = (1, 2, 3)
+#: Shares of the successor distribution tried (times the evidence weight ``n / (n + 16)``).
+SUCCESSOR_SHARES = (0.0, 0.125, 0.25, 0.5, 0.75)
+_SUCCESSOR_SLOTS = 1 << 15
 
 
 class TokenCacheMixer:
@@ -93,6 +103,23 @@ class TokenCacheMixer:
         self._lane_pred = np.full((n, lanes), -1, dtype=np.int64)
         self._lane_conf = np.zeros((n, lanes), dtype=np.int64)
         self._lane_bucket = np.zeros((n, lanes), dtype=np.int64)
+        s_orders = np.array(SUCCESSOR_ORDERS if cache else (), dtype=np.int64)
+        m = len(s_orders)
+        s_shares = np.array(SUCCESSOR_SHARES, dtype=np.float64)
+        slots = _SUCCESSOR_SLOTS if m else 1
+        self._succ = (
+            s_orders, s_shares,
+            np.zeros((m, len(s_shares)), dtype=np.int64),          # costs
+            np.zeros(m, dtype=np.int64),                             # chosen share
+            np.zeros((m, slots), dtype=np.uint64),                   # context keys
+            np.zeros((m, slots, successor.ENTRIES), dtype=np.int32),  # successor tokens
+            np.zeros((m, slots, successor.ENTRIES), dtype=np.int32),  # their counts
+            np.zeros((m, slots), dtype=np.int64),                    # context totals
+            np.full((m, lanes), -1, dtype=np.int64),                 # slot used per lane
+            np.zeros((m, lanes), dtype=np.float64),                  # share applied
+            np.zeros((m, lanes), dtype=np.float64),                  # evidence weight
+        )
+        self._last = None
 
     def tables(self, logits: torch.Tensor) -> np.ndarray:
         """Cumulative tables ``(lanes, V + 1)`` (int64, leading zero) for one step's logits.
@@ -111,16 +138,25 @@ class TokenCacheMixer:
         out = np.empty((x.shape[0], self.V + 1), dtype=np.int64)
         match.adjust_rows(self._freqs, out, self.M, self._hist, self._t, self._orders,
                           self._keys, self._preds, self._confs, self._hits, self._tries,
-                          self._lane_pred, self._lane_conf, self._lane_bucket)
+                          self._lane_pred, self._lane_conf, self._lane_bucket, self._succ)
+        self._last = out
         return out
 
     def observe(self, symbols: np.ndarray, active: np.ndarray) -> None:
         """Record the step's coded ``symbols`` ``(lanes,)`` where ``active`` ``(lanes,)``."""
         symbols = np.ascontiguousarray(symbols, dtype=np.int64)
         active = np.ascontiguousarray(active, dtype=np.bool_)
+        if self._last is None:
+            raise ValueError("observe() must follow tables() for the same step")
         self.seen = kernel.observe(self._weights, self._totals, symbols, active, self.counts,
                                    self.seen, self.M, self.model_shares, self.costs, _LOG_TABLE)
+        (s_orders, s_shares, s_costs, _, s_keys, s_toks, s_cnts, s_totals, s_slot, s_a,
+         s_g) = self._succ
+        successor.observe_successors(self._hist, self._t, symbols, active, self._last, self.M,
+                                     s_orders, s_shares, s_costs, s_keys, s_toks, s_cnts,
+                                     s_totals, s_slot, s_a, s_g, _LOG_TABLE)
         match.observe_matches(self._hist, self._t, symbols, active, self._orders, self._keys,
                               self._preds, self._confs, self._hits, self._tries,
                               self._lane_pred, self._lane_conf, self._lane_bucket)
         self._t += 1
+        self._last = None
