@@ -5,7 +5,8 @@ followed them the last time they occurred anywhere in the block, with a small co
 counter. At each step every order that has a prediction moves the lane's table: the predicted
 token gets the probability with which such predictions (same order, confidence and prior
 probability bucket) came true so far in the block, the other tokens share the rest in their
-current proportions. Orders apply one after the other, low to high.
+current proportions. Orders apply one after the other, low to high; the successor-count
+mixtures of :mod:`._successor_kernel` follow in the same pass over the row.
 
 Only IEEE float64 ``+ - * /`` and comparisons (no ``log``/``exp``), no fused multiply-add (numba
 compiles without ``fastmath``), integer tables: encoder and decoder compute the same bits.
