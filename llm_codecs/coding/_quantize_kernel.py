@@ -62,6 +62,13 @@ def mixed_rows(x, M, out, weights, totals, counts, seen, model_share,
     cache_share = _cache_share(M, V, model_share, seen)
     model_share = M - V - cache_share
     inv_seen = 1.0 / np.float64(max(seen, 1))
+    # The counts' part of each entry is the same in every row: computed once per step, it takes
+    # the data-dependent branch (is the token counted?) out of the per-row loop.
+    cached = np.zeros(V, dtype=np.int64)
+    if cache_share > 0:
+        for j in range(V):
+            if counts[j] > 0:
+                cached[j] = _scaled_floor(counts[j] * cache_share, seen, inv_seen)
     for row in range(lanes):
         peak = np.float32(-np.inf)
         for j in range(V):
@@ -96,17 +103,21 @@ def mixed_rows(x, M, out, weights, totals, counts, seen, model_share,
         totals[row] = total
         inv_total = 1.0 / np.float64(total)
         acc = 0
-        top = 0
         top_w = np.int64(-1)
         for j in range(V):
             w = weights[row, j]
-            if w > top_w:
-                top_w = w
-                top = j
-            f = _mixed_freq(w, total, inv_total, model_share, counts[j], cache_share, seen,
-                            inv_seen)
+            top_w = w if w > top_w else top_w
+            # _scaled_floor(w * model_share, total), branch-free: the correction is 0 or +-1.
+            a = w * model_share
+            q = np.int64(np.float64(a) * inv_total)
+            rem = a - q * total
+            q = q - np.int64(rem < 0) + np.int64(rem >= total)
+            f = q + 1 + cached[j]
             acc += f
             out[row, j] = f
+        top = 0  # the first maximal weight
+        while weights[row, top] != top_w:
+            top += 1
         out[row, top] += M - acc
 
 
