@@ -184,9 +184,8 @@ def _frame_with_header_body(body: bytes, flags: int, rest: bytes) -> bytes:
     return head + struct.pack("<I", zlib.crc32(head)) + rest
 
 
-def _raw_deflate(data: bytes, zdict: bytes | None = None) -> bytes:
-    deflater = (zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict)
-                if zdict else zlib.compressobj(9, zlib.DEFLATED, -15))
+def _raw_deflate(data: bytes) -> bytes:
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
     return deflater.compress(data) + deflater.flush()
 
 

@@ -20,11 +20,22 @@ def _scaled_floor(a, b, inv_b):  # pragma: no cover - compiled
     """``a // b`` for ``0 <= a < 2**63``, ``b > 0``, via a float64 reciprocal, corrected exactly."""
     q = np.int64(np.float64(a) * inv_b)
     rem = a - q * b
-    if rem < 0:
-        q -= 1
-    elif rem >= b:
-        q += 1
-    return q
+    # The float estimate is off by at most one; branch-free, as it runs for every table entry.
+    return q - np.int64(rem < 0) + np.int64(rem >= b)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def log2_fixed(f, log_table):  # pragma: no cover - compiled
+    """``log2(f)`` in 1/65536 bits for an integer ``f >= 1``: exponent by shifting into
+    ``[4096, 8192)``, mantissa by ``log_table`` (``log2(1 + i / 4096)`` in 1/65536 bits)."""
+    e = 0
+    while f >= 8192:
+        f >>= 1
+        e += 1
+    while f < 4096:
+        f <<= 1
+        e -= 1
+    return (e + 12) * 65536 + log_table[f - 4096]
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -107,12 +118,7 @@ def mixed_rows(x, M, out, weights, totals, counts, seen, model_share,
         for j in range(V):
             w = weights[row, j]
             top_w = w if w > top_w else top_w
-            # _scaled_floor(w * model_share, total), branch-free: the correction is 0 or +-1.
-            a = w * model_share
-            q = np.int64(np.float64(a) * inv_total)
-            rem = a - q * total
-            q = q - np.int64(rem < 0) + np.int64(rem >= total)
-            f = q + 1 + cached[j]
+            f = _scaled_floor(w * model_share, total, inv_total) + 1 + cached[j]
             acc += f
             out[row, j] = f
         top = 0  # the first maximal weight
@@ -144,15 +150,7 @@ def observe(weights, totals, symbols, active, counts, seen, M, shares, costs,
             cache_share = _cache_share(M, V, shares[i], seen)
             f = _mixed_freq(w, total, inv_total, M - V - cache_share, counts[s], cache_share,
                             seen, inv_seen)
-            # log2(f) in 1/65536 bits: exponent by shifting into [4096, 8192), mantissa by table.
-            e = 0
-            while f >= 8192:
-                f >>= 1
-                e += 1
-            while f < 4096:
-                f <<= 1
-                e -= 1
-            costs[i] -= (e + 12) * 65536 + log_table[f - 4096]
+            costs[i] -= log2_fixed(f, log_table)
     for row in range(lanes):
         if active[row]:
             counts[symbols[row]] += 1

@@ -25,6 +25,7 @@ import numba as nb
 import numpy as np
 
 from ._context import context_hash as _context_hash
+from ._quantize_kernel import log2_fixed
 
 #: Successors kept per context.
 ENTRIES = 16
@@ -40,14 +41,7 @@ _COST_BITS = 40
 def _neg_log2(q, log_table):  # pragma: no cover - compiled
     """``-log2(q)`` in 1/65536 bits for ``0 < q <= 1``, integer arithmetic after one floor."""
     f = np.int64(q * 1099511627776.0) + 1  # 2**40
-    e = 0
-    while f >= 8192:
-        f >>= 1
-        e += 1
-    while f < 4096:
-        f <<= 1
-        e -= 1
-    return _COST_BITS * 65536 - ((e + 12) * 65536 + log_table[f - 4096])
+    return _COST_BITS * 65536 - log2_fixed(f, log_table)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
