@@ -17,7 +17,13 @@ from .api import (
     open_frame,
 )
 from .codecs import codec_names
-from .errors import CodecError, CorruptDataError, ModelMismatchError, UnsupportedTokenizerError
+from .errors import (
+    CodecError,
+    CorruptDataError,
+    ModelMismatchError,
+    NumericsMismatchError,
+    UnsupportedTokenizerError,
+)
 
 __version__ = "0.1.0"
 
@@ -29,6 +35,7 @@ __all__ = [
     "Huffman",
     "LLMCodec",
     "ModelMismatchError",
+    "NumericsMismatchError",
     "NumericsWarning",
     "UnsupportedTokenizerError",
     "__version__",

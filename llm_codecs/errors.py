@@ -13,6 +13,14 @@ class CorruptDataError(CodecError):
     """A frame is truncated, tampered with, or not an LLMZ frame at all."""
 
 
+class NumericsMismatchError(CorruptDataError):
+    """A frame made by the float engine does not decode on this machine's float kernels.
+
+    The data is most likely intact: the message names the encoder's and this machine's numerics
+    and says where to decode it.
+    """
+
+
 class ModelMismatchError(CodecError):
     """A frame was made with another model than the one available to decode it."""
 
@@ -21,4 +29,5 @@ class UnsupportedTokenizerError(CodecError):
     """A model's tokenizer cannot represent arbitrary bytes losslessly."""
 
 
-__all__ = ["CodecError", "CorruptDataError", "ModelMismatchError", "UnsupportedTokenizerError"]
+__all__ = ["CodecError", "CorruptDataError", "ModelMismatchError", "NumericsMismatchError",
+           "UnsupportedTokenizerError"]

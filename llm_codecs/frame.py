@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from .codecs import METHOD_STORED, BlockCodec, make_codec
-from .errors import CodecError, CorruptDataError, ModelMismatchError
+from .errors import CodecError, CorruptDataError, ModelMismatchError, NumericsMismatchError
 
 MAGIC = b"LLMZ"
 FOOTER_MAGIC = b"ZMLL"
@@ -357,8 +357,8 @@ class FrameReader:
         self.header, header_end = FrameHeader.parse(self._read_at, total)
         self.blocks = self._read_index(header_end, total)
         self.size = sum(e.size for e in self.blocks)
-        self.codec = codec if codec is not None else self._make_codec()
-        self.codec.check_fingerprint(self.header.fingerprint)
+        codec = codec if codec is not None else self._make_codec()
+        self.codec = codec.bind(self.header.fingerprint)
 
     def _read_at(self, offset: int, n: int) -> bytes:
         if self._buffer is not None:
@@ -403,7 +403,24 @@ class FrameReader:
         return entries
 
     def read_block(self, i: int) -> bytes:
-        """Return the original bytes of block ``i``, verified against its checksums."""
+        """Return the original bytes of block ``i``, verified against its checksums.
+
+        Raises
+        ------
+        CorruptDataError
+            The block does not decode to its checksum; :class:`NumericsMismatchError` when the
+            codec says an intact frame can fail this way here (a native frame from another
+            machine).
+        """
+        try:
+            return self._read_block(i)
+        except CorruptDataError as exc:
+            hint = self.codec.decode_failure_hint()
+            if hint is None:
+                raise
+            raise NumericsMismatchError(f"{exc}: {hint}") from exc
+
+    def _read_block(self, i: int) -> bytes:
         entry = self.blocks[i]
         payload = self._read_at(entry.offset, entry.compressed_size)
         if len(payload) != entry.compressed_size or _crc(payload) != entry.payload_crc:

@@ -50,6 +50,19 @@ class BlockCodec(ABC):
         """Raise :class:`~llm_codecs.ModelMismatchError` if a frame's fingerprint is not ours."""
         return None
 
+    def bind(self, fingerprint: dict[str, Any] | None) -> BlockCodec:
+        """The codec that decodes a frame with ``fingerprint``, after checking it.
+
+        The default checks (:meth:`check_fingerprint`) and returns ``self``; a codec whose
+        frames select among several computations returns one configured for this frame.
+        """
+        self.check_fingerprint(fingerprint)
+        return self
+
+    def decode_failure_hint(self) -> str | None:
+        """Extra words for a block that failed to decode, when an intact frame can fail here."""
+        return None
+
     @property
     def allowed_methods(self) -> frozenset[int]:
         """Method bytes a frame made by this codec may contain besides ``METHOD_STORED``."""

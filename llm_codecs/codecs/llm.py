@@ -22,6 +22,7 @@ one Zarr chunk) replays exactly what its encoder did.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import threading
@@ -49,6 +50,7 @@ _CONTROL[[*range(0, 9), 11, 12, *range(14, 32), 127]] = True
 _ESCAPED = re.compile("[\udc80-\udcff]")
 _FALLBACK_METHOD = 2  # lz77
 _STEPS = ("auto", "lean", "transformers")
+_NUMERICS = ("auto", "portable", "native")
 #: torch threads the model runs with unless configured: a constant, not the machine's core
 #: count, so that the same data and configuration give the same frame on every machine and in
 #: every process (Dask workers, for one, start with torch limited to one thread).
@@ -156,17 +158,24 @@ _fallback_ready = threading.Event()
 
 
 class _RingSchedule:
-    """Lean forward with a ring KV cache of ``context`` slots per lane (module docstring)."""
+    """A ring KV cache of ``context`` slots per lane (module docstring), run by the lean float
+    forward (``engine="lean"``) or the portable integer one (``engine="portable"``)."""
 
-    def __init__(self, loaded, lanes: int, steps: int, context: int, start_id: int):
+    def __init__(self, loaded, lanes: int, steps: int, context: int, start_id: int,
+                 engine: str = "lean"):
         import torch
-
-        from ..models.llama_step import LlamaStep
 
         self.inputs = torch.full((lanes, steps), start_id, dtype=torch.int64,
                                  device=loaded.device)
         self._slots = max(1, min(context, steps))
-        self._step = LlamaStep(loaded.model, lanes, self._slots, positions=steps)
+        if engine == "portable":
+            from ..portable import integer_step
+
+            self._step = integer_step(loaded.model, lanes, self._slots, steps, loaded.device)
+        else:
+            from ..models.llama_step import LlamaStep
+
+            self._step = LlamaStep(loaded.model, lanes, self._slots, positions=steps)
 
     def logits(self, t: int):
         """Float logits ``(lanes, V)`` predicting token ``t``; ``inputs[:, :t + 1]`` must be set."""
@@ -235,10 +244,18 @@ class LanguageModelCodec(BlockCodec):
         model about 0.2% in size against 128 and runs about 30% faster on CPU (attention reads
         the whole cache at every token).
     step : str
-        Which forward computes the predictions: ``"lean"`` (a preallocated-cache forward for
+        With ``numerics="native"``, which float forward computes the predictions: ``"lean"`` (a preallocated-cache forward for
         Llama-family models, :mod:`~llm_codecs.models.llama_step`), ``"transformers"`` (the
         model's own forward, any causal LM) or ``"auto"`` (lean when the model supports it).
         The two give different bits; the frame records which one was used.
+    numerics : str
+        How the model's predictions are computed. ``"portable"``: the exact integer engine
+        (:mod:`llm_codecs.portable`), whose predictions are the same on every CPU, thread count,
+        torch version and on CUDA, so a frame decodes on any machine; Llama-family models only.
+        ``"native"``: the model's float forward (``step`` chooses which); a frame then decodes
+        only where the float kernels compute the same bits (the same CPU capability and math
+        libraries; the frame records them). ``"auto"`` (default): portable when the model
+        supports it and ``step`` is not ``"transformers"``, else native.
     scale_bits : int
         Precision of the frequency tables (24 .. 31).
     cache : bool
@@ -273,6 +290,7 @@ class LanguageModelCodec(BlockCodec):
         lanes: int = 96,
         context: int = 64,
         step: str = "auto",
+        numerics: str = "auto",
         scale_bits: int = 28,
         cache: bool = True,
         threads: int = DEFAULT_THREADS,
@@ -294,6 +312,11 @@ class LanguageModelCodec(BlockCodec):
         if step not in _STEPS:
             raise CodecError(f"step must be one of {', '.join(_STEPS)}, got {step!r}")
         self.step = step
+        if numerics not in _NUMERICS:
+            raise CodecError(f"numerics must be one of {', '.join(_NUMERICS)}, got {numerics!r}")
+        self.numerics = numerics
+        #: Numerics of the frame being decoded, when the codec was bound to one (:meth:`bind`).
+        self._frame_numerics: dict[str, Any] | None = None
         self.scale_bits = check_int_param("scale_bits", scale_bits, 24, 31)
         if not isinstance(cache, bool):
             raise CodecError(f"cache must be a bool, got {cache!r}")
@@ -321,6 +344,7 @@ class LanguageModelCodec(BlockCodec):
             "lanes": self.lanes,
             "context": self.context,
             "step": self.step,
+            "numerics": self.numerics,
             "scale_bits": self.scale_bits,
             "cache": self.cache,
             "threads": self.threads,
@@ -374,12 +398,80 @@ class LanguageModelCodec(BlockCodec):
         return self.device
 
     def fingerprint(self) -> dict[str, Any]:
-        """Model identity and the numerics the coded bits depend on."""
+        """Model identity and what the coded bits depend on besides it.
+
+        A portable frame names the engine and its version (the arithmetic is specified, so no
+        machine facts matter); a native frame records the machine's numerics and the forward.
+        """
         from ..models.loading import numerics
 
         loaded = self.loaded
+        if self.resolved_numerics() == "portable":
+            from ..portable import ENGINE
+
+            return {"model": loaded.identity, "engine": ENGINE, "coder": PAYLOAD_LAYOUT}
         return {"model": loaded.identity, "numerics": numerics(loaded, self.threads),
                 "step": self.resolved_step(), "coder": PAYLOAD_LAYOUT}
+
+    def resolved_numerics(self) -> str:
+        """``"portable"`` or ``"native"``: the engine this codec runs with its model.
+
+        Raises
+        ------
+        CodecError
+            ``numerics="portable"`` with a model the portable engine does not support.
+        """
+        if self.numerics == "native":
+            return "native"
+        from ..portable import portable_support
+
+        reason = portable_support(self.loaded.model)
+        if self.numerics == "portable":
+            if reason:
+                raise CodecError(f"numerics='portable' is not available for {self.model!r}: "
+                                 f"{reason}; use numerics='native'")
+            return "portable"
+        return "native" if reason or self.step == "transformers" else "portable"
+
+    def bind(self, fingerprint: dict[str, Any] | None) -> LanguageModelCodec:
+        """The codec that decodes a frame with ``fingerprint`` (checked, see the base class).
+
+        A frame whose fingerprint names no engine was made by the float forward (every frame
+        from before the portable engine): with ``numerics="auto"`` it is decoded natively.
+        """
+        codec = self
+        if (self.numerics == "auto" and isinstance(fingerprint, dict)
+                and "engine" not in fingerprint):
+            codec = copy.copy(self)
+            codec.numerics = "native"
+        if isinstance(fingerprint, dict) and isinstance(fingerprint.get("numerics"), dict):
+            if codec is self:
+                codec = copy.copy(self)
+            codec._frame_numerics = fingerprint["numerics"]
+        codec.check_fingerprint(fingerprint)
+        return codec
+
+    def decode_failure_hint(self) -> str | None:
+        """Why a native frame may fail here although it is intact, and how to read it."""
+        from ..models.loading import numerics
+
+        if self._frame_numerics is None or self.resolved_numerics() != "native":
+            return None
+        mine = numerics(self.loaded, self.threads)
+        theirs = self._frame_numerics
+        differs = sorted(k for k in set(mine) | set(theirs) if theirs.get(k) != mine.get(k))
+        if not differs:
+            return None
+        return (
+            "this frame was made by the float ('native') engine, whose results depend on the "
+            "machine; it was encoded with "
+            + ", ".join(f"{k}={theirs.get(k)!r}" for k in differs)
+            + " and this machine has "
+            + ", ".join(f"{k}={mine.get(k)!r}" for k in differs)
+            + ". The data is most likely intact: decode it on a machine like the encoder's "
+            "(same CPU capability, math library and device), then re-encode it with "
+            "numerics='portable' to read it anywhere"
+        )
 
     def resolved_step(self) -> str:
         """``"lean"`` or ``"transformers"``: the forward this codec runs with its model.
@@ -403,8 +495,11 @@ class LanguageModelCodec(BlockCodec):
         return "transformers"
 
     def _schedule(self, loaded, lanes: int, steps: int, start_id: int):
+        context = self._context_for(loaded)
+        if self.resolved_numerics() == "portable":
+            return _RingSchedule(loaded, lanes, steps, context, start_id, engine="portable")
         kind = _RingSchedule if self.resolved_step() == "lean" else _ReprefillSchedule
-        return kind(loaded, lanes, steps, self._context_for(loaded), start_id)
+        return kind(loaded, lanes, steps, context, start_id)
 
     def check_fingerprint(self, fingerprint: dict[str, Any] | None) -> None:
         """Refuse a frame made with another model; warn about other numerics.
@@ -425,6 +520,14 @@ class LanguageModelCodec(BlockCodec):
                 f"frame was made with model {theirs.get('name')!r} (revision "
                 f"{theirs.get('revision')}, sha256 {str(theirs.get('sha256'))[:16]}...), but "
                 f"{self.model!r} loads as sha256 {ours['sha256'][:16]}..."
+            )
+        if "engine" in fingerprint:
+            self._check_portable(fingerprint)
+            return
+        if self.resolved_numerics() != "native":
+            raise ModelMismatchError(
+                "frame was made by the float ('native') engine, this codec runs the portable "
+                "one: decode with numerics='native' (or 'auto')"
             )
         # Frames from before the lean forward, the in-block cache and the compact rANS state
         # carry no "step", those from before the shared rANS state no "coder"; this version
@@ -452,6 +555,26 @@ class LanguageModelCodec(BlockCodec):
                 "reported as CorruptDataError",
                 NumericsWarning, stacklevel=2,
             )
+
+    def _check_portable(self, fingerprint: dict[str, Any]) -> None:
+        from ..portable import ENGINE, ENGINES
+
+        engine = fingerprint.get("engine")
+        if engine not in ENGINES:
+            raise CorruptDataError(
+                f"frame was made by portable engine {engine!r}, which this llm_codecs does not "
+                f"know (it runs {', '.join(ENGINES)}): upgrade llm_codecs to decode it"
+            )
+        if fingerprint.get("coder") != PAYLOAD_LAYOUT:
+            raise CorruptDataError(f"LLM frame with an unknown payload layout "
+                                   f"{fingerprint.get('coder')!r}")
+        if self.resolved_numerics() != "portable":
+            raise ModelMismatchError(
+                f"frame was made by the portable engine {engine!r}, this codec runs the float "
+                "('native') one: decode with numerics='portable' (or 'auto')"
+            )
+        if engine != ENGINE:  # pragma: no cover - a single engine version exists so far
+            raise CorruptDataError(f"portable engine {engine!r} is not implemented")
 
     # -- coding ---------------------------------------------------------------------------
 

@@ -181,7 +181,7 @@ def numerics(loaded: LoadedModel, threads: int) -> dict[str, Any]:
         device_name = torch.cuda.get_device_name(torch.device(loaded.device))
     else:
         device_name = platform.machine()
-    return {
+    facts = {
         "device": loaded.device.split(":")[0],
         "device_name": device_name,
         "dtype": loaded.dtype,
@@ -190,3 +190,34 @@ def numerics(loaded: LoadedModel, threads: int) -> dict[str, Any]:
         "threads": threads,
         "attention": "sdpa",
     }
+    if not loaded.device.startswith("cuda"):
+        facts.update(cpu_facts())
+    return facts
+
+
+def cpu_facts() -> dict[str, str]:
+    """What a CPU float forward's bits depend on besides the software versions.
+
+    torch's kernel dispatch level (``ATEN_CPU_CAPABILITY`` overrides it), the BLAS and the
+    instruction set it may use (``MKL_ENABLE_INSTRUCTIONS``, ``MKL_CBWR``), and the CPU model.
+    """
+    import torch
+
+    return {
+        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "blas": "mkl" if torch.backends.mkl.is_available() else "other",
+        "blas_isa": os.environ.get("MKL_ENABLE_INSTRUCTIONS", "auto")
+        + (f"/cbwr={os.environ['MKL_CBWR']}" if os.environ.get("MKL_CBWR") else ""),
+        "cpu": _cpu_model(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

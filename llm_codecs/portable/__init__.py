@@ -1,0 +1,45 @@
+"""The portable engine: a Llama-family model's forward in exact integer arithmetic.
+
+Its predictions are a pure function of the weights and the tokens, on every CPU instruction
+set, thread count, torch version and on CUDA, so the ``llm`` codec's frames made with it
+(``numerics="portable"``, the default for the models it supports) decode on any machine.
+
+- :mod:`.arith`: integer primitives and the exactly specified tables (``exp2``, rotary);
+- :mod:`.weights`: the deterministic int8 quantization of a loaded model;
+- :mod:`.step`: the forward in torch integer operations (any device; the reference);
+- :mod:`.cpu_step` and :mod:`._kernels`: the same arithmetic fused in numba for the CPU.
+
+``docs/format.md`` specifies the arithmetic; a change to it is a new :data:`ENGINE` version,
+and the versions before it keep decoding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .weights import portable_support
+
+__all__ = ["ENGINE", "ENGINES", "integer_step", "portable_support"]
+
+#: The engine this version writes, as recorded in a frame's fingerprint.
+ENGINE = "int8-v1"
+#: Every engine this version can decode.
+ENGINES = (ENGINE,)
+
+
+def integer_step(model: Any, lanes: int, slots: int, positions: int, device: str = "cpu"):
+    """The integer forward of ``model`` for ``lanes`` sequences on ``device``.
+
+    The numba path on the CPU, the torch-operations path elsewhere; both compute the same
+    values.
+    """
+    from .weights import integer_model
+
+    weights = integer_model(model, device)
+    if str(device) == "cpu":
+        from .cpu_step import CpuIntegerStep
+
+        return CpuIntegerStep(weights, lanes, slots, positions)
+    from .step import IntegerLlamaStep
+
+    return IntegerLlamaStep(weights, lanes, slots, positions)

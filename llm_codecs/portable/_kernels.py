@@ -1,0 +1,247 @@
+"""numba kernels of the portable engine's CPU path: the arithmetic of :mod:`.step`, fused.
+
+Each kernel computes, value for value, what the torch operations of :mod:`.step` compute (a test
+checks they agree on every step of real text), in one pass per layer stage instead of a dozen
+tensor operations: at a small model's sizes the operations' own overhead and memory traffic,
+not the arithmetic, were the cost. All arithmetic is on int64 (exact, whatever instructions
+numba picks for this CPU); shift amounts stay in ``[0, 63)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+_OPTS = {"cache": True, "nogil": True, "boundscheck": False}
+ACT_LIMIT = 1 << 30
+RESIDUAL_LIMIT = 1 << 46
+KV_LIMIT = (1 << 24) - 1
+
+
+@numba.njit(inline="always", **_OPTS)
+def shift_round(v, s):
+    if s > 0:
+        return (v + (np.int64(1) << (s - 1))) >> s
+    if s == 0:
+        return v
+    return v << (-s)
+
+
+@numba.njit(inline="always", **_OPTS)
+def shift_floor(v, s):
+    if s >= 0:
+        return v >> s
+    return v << (-s)
+
+
+@numba.njit(inline="always", **_OPTS)
+def div_round(a, b):
+    return (2 * a + b) // (2 * b)
+
+
+@numba.njit(inline="always", **_OPTS)
+def bit_length(x):
+    n = 0
+    while x > 0:
+        x >>= 1
+        n += 1
+    return n
+
+
+@numba.njit(inline="always", **_OPTS)
+def isqrt(n):
+    r = np.int64(math.floor(math.sqrt(np.float64(n))))
+    if r * r > n:
+        r -= 1
+    if (r + 1) * (r + 1) <= n:
+        r += 1
+    return r
+
+
+@numba.njit(inline="always", **_OPTS)
+def _cut_row(row, sh, amax_s, xq_row):
+    inv = div_round(np.int64(127) << 40, amax_s)
+    for i in range(row.shape[0]):
+        xq_row[i] = shift_round(shift_floor(row[i], sh) * inv, 40)
+
+
+@numba.njit(**_OPTS)
+def norm_quant(h, eps70, xq, factor):
+    """RMS-normalize and cut rows of Q16 ``h`` to int8 ``xq``; row factors to ``factor``."""
+    rows, d = h.shape
+    for r in range(rows):
+        amax = np.int64(0)
+        for i in range(d):
+            a = abs(h[r, i])
+            if a > amax:
+                amax = a
+        sh = bit_length(amax) - 24
+        amax_s = np.int64(0)
+        ss = np.int64(0)
+        for i in range(d):
+            v = shift_floor(h[r, i], sh)
+            ss += v * v
+            if abs(v) > amax_s:
+                amax_s = abs(v)
+        amax_s = max(amax_s, np.int64(1))
+        es = 2 * sh + 38
+        ms = ss // d + shift_round(np.int64(eps70), max(es, 0))
+        rms = max(isqrt(ms), np.int64(1))
+        factor[r] = div_round(amax_s << 24, 127 * rms)
+        _cut_row(h[r], sh, amax_s, xq[r])
+
+
+@numba.njit(inline="always", **_OPTS)
+def _quant_row(row, xq_row):
+    amax = np.int64(0)
+    for i in range(row.shape[0]):
+        a = abs(row[i])
+        if a > amax:
+            amax = a
+    sh = bit_length(amax) - 24
+    amax_s = np.int64(0)
+    for i in range(row.shape[0]):
+        a = abs(shift_floor(row[i], sh))
+        if a > amax_s:
+            amax_s = a
+    amax_s = max(amax_s, np.int64(1))
+    _cut_row(row, sh, amax_s, xq_row)
+    return div_round(amax_s << 8, np.int64(127)), sh
+
+
+@numba.njit(**_OPTS)
+def linear_norm_out(acc, mult, shift, factor, bias, limit, out):
+    """``out = clamp(round(round(acc * mult, 15) * factor, shift - 7) + bias, +-limit)``."""
+    rows, cols = acc.shape
+    for r in range(rows):
+        f = factor[r]
+        for o in range(cols):
+            u = shift_round(np.int64(acc[r, o]) * mult[o], 15)
+            y = shift_round(u * f, shift[o] - 7) + bias[o]
+            out[r, o] = min(max(y, -limit), limit)
+
+
+@numba.njit(**_OPTS)
+def head_logits(acc, mult, shift, factor, out):
+    """float32 logits ``round(round(acc * mult, 15) * factor, shift - 7) / 2**16``."""
+    rows, cols = acc.shape
+    for r in range(rows):
+        f = factor[r]
+        for o in range(cols):
+            u = shift_round(np.int64(acc[r, o]) * mult[o], 15)
+            y = shift_round(u * f, shift[o] - 7)
+            out[r, o] = np.float32(np.float64(y) * 1.52587890625e-05)
+
+
+@numba.njit(**_OPTS)
+def residual_add(h, acc, mult, shift, factor, sh, frac_bits):
+    """``h += round(round(acc * mult, 15) * F, shift + frac - 23 - sh)``, clamped to 2**46."""
+    rows, cols = acc.shape
+    for r in range(rows):
+        f = factor[r]
+        s_row = frac_bits - 23 - sh[r]
+        for o in range(cols):
+            u = shift_round(np.int64(acc[r, o]) * mult[o], 15)
+            y = h[r, o] + shift_round(u * f, shift[o] + s_row)
+            h[r, o] = min(max(y, -RESIDUAL_LIMIT), RESIDUAL_LIMIT)
+
+
+@numba.njit(**_OPTS)
+def quant_rows(a, xq, factor, sh):
+    """Cut rows of fixed-point ``a`` to int8 ``xq`` with their factors and shifts."""
+    for r in range(a.shape[0]):
+        f, s = _quant_row(a[r], xq[r])
+        factor[r] = f
+        sh[r] = s
+
+
+@numba.njit(**_OPTS)
+def silu_mul_quant(gate_up, sigmoid, work, xq, factor, sh):
+    """``silu(gate) * up`` (Q16, clamped) cut to int8, for ``gate_up = [gate | up]`` rows."""
+    rows = gate_up.shape[0]
+    inner = gate_up.shape[1] // 2
+    top = sigmoid.shape[0] - 1
+    for r in range(rows):
+        for i in range(inner):
+            g = min(max(gate_up[r, i], -ACT_LIMIT), ACT_LIMIT)
+            u = min(max(gate_up[r, inner + i], -ACT_LIMIT), ACT_LIMIT)
+            t = min(shift_round(abs(g) * 94548, 20), top)
+            low = sigmoid[t]
+            sig = (np.int64(1) << 15) - low if g >= 0 else low
+            silu = shift_round(g * sig, 15)
+            m = shift_round(silu * u, 16)
+            work[r, i] = min(max(m, -RESIDUAL_LIMIT), RESIDUAL_LIMIT)
+        f, s = _quant_row(work[r], xq[r])
+        factor[r] = f
+        sh[r] = s
+
+
+@numba.njit(**_OPTS)
+def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult, exp2, out):
+    """Rotary embedding, cache write and attention of one step for every lane.
+
+    ``qkv`` ``(lanes, (H + 2K) * D)`` Q16; ``keys``/``values`` ``(lanes, K, slots, D)`` int32
+    Q12 (this step's are written at ``slot``); ``out`` ``(lanes, H * D)`` Q12.
+    """
+    lanes = qkv.shape[0]
+    D = cos.shape[0]
+    half = D // 2
+    G = heads // kv_heads
+    qrot = np.empty(D, dtype=np.int64)
+    qq = np.empty(D, dtype=np.int64)
+    z = np.empty(n, dtype=np.int64)
+    p = np.empty(n, dtype=np.int64)
+    acc = np.empty(D, dtype=np.int64)
+    for r in range(lanes):
+        for kh in range(kv_heads):
+            kb = (heads + kh) * D
+            vb = (heads + kv_heads + kh) * D
+            for i in range(D):
+                if i < half:
+                    x = qkv[r, kb + i] * cos[i] - qkv[r, kb + i + half] * sin[i]
+                else:
+                    x = qkv[r, kb + i] * cos[i] + qkv[r, kb + i - half] * sin[i]
+                k = shift_round(shift_round(x, 15), 4)
+                keys[r, kh, slot, i] = min(max(k, -KV_LIMIT), KV_LIMIT)
+                v = shift_round(qkv[r, vb + i], 4)
+                values[r, kh, slot, i] = min(max(v, -KV_LIMIT), KV_LIMIT)
+        for hh in range(heads):
+            kh = hh // G
+            qb = hh * D
+            amax = np.int64(0)
+            for i in range(D):
+                if i < half:
+                    x = qkv[r, qb + i] * cos[i] - qkv[r, qb + i + half] * sin[i]
+                else:
+                    x = qkv[r, qb + i] * cos[i] + qkv[r, qb + i - half] * sin[i]
+                qrot[i] = shift_round(x, 15)
+                if abs(qrot[i]) > amax:
+                    amax = abs(qrot[i])
+            e_q = max(bit_length(amax) - 15, 0)
+            for i in range(D):
+                qq[i] = shift_round(qrot[i], e_q)
+            zmax = np.int64(-(1 << 62))
+            for j in range(n):
+                dot = np.int64(0)
+                for i in range(D):
+                    dot += qq[i] * keys[r, kh, j, i]
+                z[j] = shift_round(dot * score_mult, 30 - e_q)
+                if z[j] > zmax:
+                    zmax = z[j]
+            total = np.int64(0)
+            for j in range(n):
+                t = zmax - z[j]
+                whole = min(t >> 12, 62)
+                p[j] = exp2[t & 4095] >> whole
+                total += p[j]
+            inv = div_round(np.int64(1) << 45, total)
+            for i in range(D):
+                acc[i] = 0
+            for j in range(n):
+                pj = shift_round(p[j] * inv, 30)
+                for i in range(D):
+                    acc[i] += pj * values[r, kh, j, i]
+            for i in range(D):
+                out[r, qb + i] = shift_round(acc[i], 15)

@@ -1,0 +1,106 @@
+"""The portable engine's forward on the CPU: :mod:`.step`'s arithmetic in numba kernels.
+
+Same results as :class:`~llm_codecs.portable.step.IntegerLlamaStep` (the torch-operations
+version that also runs on CUDA), value for value; a test compares them on real text. Matrix
+products go to torch's int8 GEMM (:func:`~llm_codecs.portable.arith.int8_matmul`), everything
+between them to the fused kernels of :mod:`._kernels`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import _kernels as k
+from .arith import exp2_table, int8_matmul, rope_tables
+from .step import sigmoid_table
+from .weights import IntLinear, IntModel
+
+__all__ = ["CpuIntegerStep"]
+
+_QKV_LIMIT = 1 << 40
+
+
+class _Linear:
+    """Host arrays of one :class:`IntLinear`."""
+
+    def __init__(self, lin: IntLinear):
+        self.weight_t = lin.weight_t
+        self.mult = lin.mult.numpy()
+        self.shift = lin.shift.numpy()
+        out = self.mult.shape[0]
+        self.bias = lin.bias.numpy() if lin.bias is not None else np.zeros(out, dtype=np.int64)
+
+    def acc(self, xq: np.ndarray) -> np.ndarray:
+        return int8_matmul(torch.from_numpy(xq), self.weight_t).numpy()
+
+
+class CpuIntegerStep:
+    """Integer forward of a Llama-family model on the CPU (see the module docstring).
+
+    Parameters
+    ----------
+    weights : IntModel
+        On the CPU.
+    lanes, slots, positions
+        As :class:`~llm_codecs.portable.step.IntegerLlamaStep`.
+    """
+
+    def __init__(self, weights: IntModel, lanes: int, slots: int, positions: int | None = None):
+        self.w = weights
+        positions = slots if positions is None else max(positions, slots)
+        self.lanes, self.slots = lanes, slots
+        cos, sin = rope_tables(positions, weights.head_dim, weights.theta)
+        self.cos, self.sin = cos.numpy(), sin.numpy()
+        self.embed = weights.embed.numpy()
+        shape = (len(weights.layers), lanes, weights.kv_heads, slots, weights.head_dim)
+        self.keys = np.zeros(shape, dtype=np.int32)
+        self.values = np.zeros(shape, dtype=np.int32)
+        self.exp2 = exp2_table().numpy()
+        self.sigmoid = sigmoid_table().numpy()
+        self.layers = [(_Linear(lay.qkv), _Linear(lay.out), _Linear(lay.gate_up),
+                        _Linear(lay.down), lay.eps_in, lay.eps_post) for lay in weights.layers]
+        self.head = _Linear(weights.head)
+        d = weights.embed.shape[1]
+        H, K, D = weights.heads, weights.kv_heads, weights.head_dim
+        inner = self.layers[0][2].mult.shape[0] // 2 if self.layers else 0
+        self._xq = np.empty((lanes, max(d, inner, H * D)), dtype=np.int8)
+        self._factor = np.empty(lanes, dtype=np.int64)
+        self._sh = np.empty(lanes, dtype=np.int64)
+        self._qkv = np.empty((lanes, (H + 2 * K) * D), dtype=np.int64)
+        self._att = np.empty((lanes, H * D), dtype=np.int64)
+        self._gate_up = np.empty((lanes, 2 * inner), dtype=np.int64)
+        self._mlp = np.empty((lanes, inner), dtype=np.int64)
+        self._logits = np.empty((lanes, weights.head.mult.shape[0]), dtype=np.float32)
+
+    def step(self, ids: torch.Tensor, position: int, slot: int | None = None,
+             filled: int | None = None) -> torch.Tensor:
+        """As :meth:`IntegerLlamaStep.step <llm_codecs.portable.step.IntegerLlamaStep.step>`."""
+        w = self.w
+        lanes = ids.shape[0]
+        slot = position if slot is None else slot
+        n = slot + 1 if filled is None else filled
+        h = self.embed[ids.numpy()]
+        cos, sin = self.cos[position], self.sin[position]
+        d = h.shape[1]
+        factor, sh = self._factor[:lanes], self._sh[:lanes]
+        for i, (qkv, out, gate_up, down, eps_in, eps_post) in enumerate(self.layers):
+            xq = self._xq[:lanes, :d]
+            k.norm_quant(h, eps_in, xq, factor)
+            k.linear_norm_out(qkv.acc(xq), qkv.mult, qkv.shift, factor, qkv.bias, _QKV_LIMIT,
+                              self._qkv)
+            k.attention(self._qkv, cos, sin, self.keys[i], self.values[i], slot, n, w.heads,
+                        w.kv_heads, w.score_mult, self.exp2, self._att)
+            xa = self._xq[:lanes, : self._att.shape[1]]
+            k.quant_rows(self._att, xa, factor, sh)
+            k.residual_add(h, out.acc(xa), out.mult, out.shift, factor, sh, 12)
+            k.norm_quant(h, eps_post, xq, factor)
+            k.linear_norm_out(gate_up.acc(xq), gate_up.mult, gate_up.shift, factor,
+                              gate_up.bias, _QKV_LIMIT, self._gate_up)
+            xm = self._xq[:lanes, : self._mlp.shape[1]]
+            k.silu_mul_quant(self._gate_up, self.sigmoid, self._mlp, xm, factor, sh)
+            k.residual_add(h, down.acc(xm), down.mult, down.shift, factor, sh, 16)
+        xq = self._xq[:lanes, :d]
+        k.norm_quant(h, w.eps_final, xq, factor)
+        k.head_logits(self.head.acc(xq), self.head.mult, self.head.shift, factor, self._logits)
+        return torch.from_numpy(self._logits.copy())
