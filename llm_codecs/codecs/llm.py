@@ -244,10 +244,12 @@ class LanguageModelCodec(BlockCodec):
         model about 0.2% in size against 128 and runs about 30% faster on CPU (attention reads
         the whole cache at every token).
     step : str
-        With ``numerics="native"``, which float forward computes the predictions: ``"lean"`` (a preallocated-cache forward for
-        Llama-family models, :mod:`~llm_codecs.models.llama_step`), ``"transformers"`` (the
-        model's own forward, any causal LM) or ``"auto"`` (lean when the model supports it).
-        The two give different bits; the frame records which one was used.
+        With the float engine (``numerics="native"``), which forward computes the
+        predictions: ``"lean"`` (a preallocated-cache forward for Llama-family models,
+        :mod:`~llm_codecs.models.llama_step`), ``"transformers"`` (the model's own forward, any
+        causal LM) or ``"auto"`` (lean when the model supports it). The two give different
+        bits; the frame records which one was used. Choosing one makes ``numerics="auto"``
+        native.
     numerics : str
         How the model's predictions are computed. ``"portable"``: the exact integer engine
         (:mod:`llm_codecs.portable`), whose predictions are the same on every CPU, thread count,
@@ -255,7 +257,7 @@ class LanguageModelCodec(BlockCodec):
         ``"native"``: the model's float forward (``step`` chooses which); a frame then decodes
         only where the float kernels compute the same bits (the same CPU capability and math
         libraries; the frame records them). ``"auto"`` (default): portable when the model
-        supports it and ``step`` is not ``"transformers"``, else native.
+        supports it and no float forward was chosen with ``step``, else native.
     scale_bits : int
         Precision of the frequency tables (24 .. 31).
     cache : bool
@@ -431,7 +433,7 @@ class LanguageModelCodec(BlockCodec):
                 raise CodecError(f"numerics='portable' is not available for {self.model!r}: "
                                  f"{reason}; use numerics='native'")
             return "portable"
-        return "native" if reason or self.step == "transformers" else "portable"
+        return "native" if reason or self.step != "auto" else "portable"
 
     def bind(self, fingerprint: dict[str, Any] | None) -> LanguageModelCodec:
         """The codec that decodes a frame with ``fingerprint`` (checked, see the base class).
@@ -459,17 +461,21 @@ class LanguageModelCodec(BlockCodec):
             return None
         mine = numerics(self.loaded, self.threads)
         theirs = self._frame_numerics
-        differs = sorted(k for k in set(mine) | set(theirs) if theirs.get(k) != mine.get(k))
-        if not differs:
+        differs = sorted(k for k in theirs if theirs[k] != mine.get(k))
+        unknown = sorted(k for k in mine if k not in theirs)
+        if not differs and not unknown:
             return None
-        return (
-            "this frame was made by the float ('native') engine, whose results depend on the "
-            "machine; it was encoded with "
-            + ", ".join(f"{k}={theirs.get(k)!r}" for k in differs)
-            + " and this machine has "
-            + ", ".join(f"{k}={mine.get(k)!r}" for k in differs)
-            + ". The data is most likely intact: decode it on a machine like the encoder's "
-            "(same CPU capability, math library and device), then re-encode it with "
+        text = "this frame was made by the float ('native') engine, whose results depend on the "
+        text += "machine's float kernels"
+        if differs:
+            text += ("; the encoder had " + ", ".join(f"{k}={theirs[k]!r}" for k in differs)
+                     + ", this machine has " + ", ".join(f"{k}={mine.get(k)!r}" for k in differs))
+        if unknown:
+            text += (f"; the encoder's {', '.join(unknown)} were not recorded (this machine: "
+                     + ", ".join(f"{k}={mine[k]!r}" for k in unknown) + ")")
+        return text + (
+            ". The data is most likely intact: decode it on a machine like the encoder's (same "
+            "CPU capability, math library and device), then re-encode it with "
             "numerics='portable' to read it anywhere"
         )
 
@@ -547,7 +553,8 @@ class LanguageModelCodec(BlockCodec):
             )
         mine = self.fingerprint()["numerics"]
         recorded = fingerprint.get("numerics") or {}
-        differs = sorted(k for k in mine if recorded.get(k) != mine[k])
+        # Only what the frame recorded: earlier versions recorded fewer facts.
+        differs = sorted(k for k in mine if k in recorded and recorded[k] != mine[k])
         if differs:
             detail = ", ".join(f"{k}: {recorded.get(k)!r} -> {mine[k]!r}" for k in differs)
             warnings.warn(

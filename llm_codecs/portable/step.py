@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from .arith import (
-    EXP2_FRAC_BITS,
     bit_length,
     exp2_neg,
     exp2_table,

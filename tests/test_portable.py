@@ -1,0 +1,345 @@
+"""The portable engine: exact arithmetic, one result on every machine, the codec's choice of it."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import llm_codecs
+from llm_codecs import CodecError, ModelMismatchError, NumericsMismatchError
+from llm_codecs.codecs.llm import LanguageModelCodec
+from llm_codecs.frame import FrameReader
+
+from .helpers import read_head
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from llm_codecs.portable import ENGINE, arith, integer_step  # noqa: E402
+from llm_codecs.portable.cpu_step import CpuIntegerStep  # noqa: E402
+from llm_codecs.portable.step import IntegerLlamaStep, sigmoid_table  # noqa: E402
+from llm_codecs.portable.weights import integer_model, portable_support  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _sha(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+# -- arithmetic ---------------------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, (1 << 62) - 1), min_size=1, max_size=20))
+def test_isqrt_is_exact(values):
+    got = arith.isqrt(torch.tensor(values, dtype=torch.int64)).tolist()
+    assert got == [math.isqrt(v) for v in values]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, (1 << 53) - 1), min_size=1, max_size=20))
+def test_bit_length_is_exact(values):
+    got = arith.bit_length(torch.tensor(values, dtype=torch.int64)).tolist()
+    assert got == [v.bit_length() for v in values]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-(1 << 40), 1 << 40), st.integers(-10, 20))
+def test_shift_round_rounds_half_up(value, shift):
+    expected = math.floor(value / 2**shift + 0.5) if shift >= 0 else value << -shift
+    v = torch.tensor([value], dtype=torch.int64)
+    assert arith.shift_round(v, shift).item() == expected
+    assert arith.shift_round(v, torch.tensor([shift])).item() == expected
+
+
+def test_tables_are_the_specified_ones():
+    # The tables are part of engine int8-v1: frames depend on every entry. These hashes pin
+    # them; a change is a new engine version (docs/format.md), never an edit of this test.
+    exp2 = arith.exp2_table()
+    assert exp2[0] == 1 << 15 and int(exp2[4095]) == 16387
+    j = np.arange(4096)
+    assert np.abs(exp2.numpy() - 2.0 ** (15 - j / 4096)).max() <= 0.5 + 1e-9
+    cos, sin = arith.rope_tables(5000, 48, 10000.0)
+    angles = np.arange(5000)[:, None] * (1.0 / 10000.0 ** (np.arange(0, 48, 2) / 48))
+    assert np.abs(cos[:, :24].numpy() / 2**15 - np.cos(angles)).max() < 1.01 / 2**16
+    assert np.abs(sin[:, 24:].numpy() / 2**15 - np.sin(angles)).max() < 1.01 / 2**16
+    assert {
+        "exp2": _sha(exp2), "sigmoid": _sha(sigmoid_table()), "cos": _sha(cos),
+        "sin": _sha(sin), "cos64": _sha(arith.rope_tables(300, 64, 100000.0)[0]),
+    } == {
+        "exp2": "6281bc3412b7823c", "sigmoid": "f7d6f32793d66476", "cos": "94a155c1a35f41f4",
+        "sin": "927166fb4d570037", "cos64": "99c761eed720dfd3",
+    }
+
+
+def test_rope_table_of_a_position_does_not_depend_on_the_table_length():
+    short = arith.rope_tables(10, 32, 500000.0)[0]
+    arith._rope_cache.clear()
+    long = arith.rope_tables(9000, 32, 500000.0)[0]
+    assert torch.equal(short, long[:10])
+
+
+@pytest.mark.parametrize(("m", "k", "n"), [(3, 20, 5), (96, 192, 576), (17, 2500, 24)])
+def test_int8_matmul_is_exact_on_every_path(m, k, n):
+    g = torch.Generator().manual_seed(k)
+    x = torch.randint(-127, 128, (m, k), dtype=torch.int8, generator=g)
+    w = torch.randint(-127, 128, (k, n), dtype=torch.int8, generator=g)
+    x[0] = 127
+    w[:, 0] = 127  # the largest sum an int8 GEMM can meet
+    exact = torch.from_numpy(x.numpy().astype(np.int64) @ w.numpy().astype(np.int64))
+    assert torch.equal(arith.int8_matmul(x, w).long(), exact)
+    assert torch.equal(arith.float_exact_matmul(x, w).long(), exact)
+
+
+# -- the forward ---------------------------------------------------------------------------------
+
+def random_model(family: str, kv_heads: int, vocab: int = 97):
+    """A random Llama-family model with weights large enough that its logits are far from flat."""
+    common = dict(vocab_size=vocab, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=kv_heads,
+                  max_position_embeddings=64, initializer_range=0.3)
+    config = (transformers.LlamaConfig if family == "llama" else transformers.Qwen2Config)(
+        **common)
+    torch.manual_seed(3)
+    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("bias") or "norm" in name:
+                param.normal_(1.0 if "norm" in name else 0.0, 0.3)
+    return model
+
+
+def _run(step, ids, slots):
+    return torch.stack([step.step(ids[:, t], t, slot=t % slots, filled=min(t + 1, slots))
+                        for t in range(ids.shape[1])], dim=1)
+
+
+@pytest.mark.parametrize(("family", "kv_heads"), [("llama", 4), ("llama", 2), ("qwen2", 1)])
+def test_cpu_kernels_compute_the_reference_arithmetic(family, kv_heads):
+    model = random_model(family, kv_heads)
+    ids = torch.randint(0, 97, (3, 30), generator=torch.Generator().manual_seed(1))
+    weights = integer_model(model)
+    reference = _run(IntegerLlamaStep(weights, 3, 8, positions=30), ids, 8)
+    fused = _run(CpuIntegerStep(weights, 3, 8, positions=30), ids, 8)
+    assert torch.equal(reference, fused)
+    # ... and that arithmetic is the model's: close to the float forward with the same window.
+    i = torch.arange(30)
+    band = (i[None, :] <= i[:, None]) & (i[None, :] > i[:, None] - 8)
+    with torch.inference_mode():
+        expected = model(ids, attention_mask=band[None, None].expand(3, 1, -1, -1)).logits
+    assert float(expected.std()) > 1.0
+    err = (fused - expected).abs().mean() / expected.abs().mean()
+    assert err < 0.05, err
+
+
+def test_a_lane_does_not_depend_on_the_others():
+    model = random_model("llama", 2)
+    ids = torch.randint(0, 97, (5, 12), generator=torch.Generator().manual_seed(4))
+    weights = integer_model(model)
+    together = _run(CpuIntegerStep(weights, 5, 4, positions=12), ids, 4)
+    alone = _run(CpuIntegerStep(weights, 1, 4, positions=12), ids[3:4], 4)
+    assert torch.equal(together[3:4], alone)
+
+
+def test_default_model_portable_predictions_match_the_float_ones():
+    from llm_codecs.models.llama_step import LlamaStep
+    from llm_codecs.models.loading import load_model
+
+    loaded = load_model("default")
+    ids = loaded.tokenizer.encode(read_head("canterbury/alice29.txt", 6000))
+    lanes, steps = 4, len(ids) // 4
+    grid = torch.from_numpy(np.asarray(ids[: lanes * steps], dtype=np.int64)
+                            .reshape(lanes, steps))
+    with torch.inference_mode():
+        native = _run(LlamaStep(loaded.model, lanes, 64, positions=steps), grid, 64)
+        portable = _run(integer_step(loaded.model, lanes, 64, steps), grid, 64)
+    targets = grid[:, 1:].reshape(-1)
+
+    def bits(logits):
+        flat = logits[:, :-1].reshape(-1, logits.shape[-1]).double()
+        return float(torch.nn.functional.cross_entropy(flat, targets)) / math.log(2)
+
+    assert bits(portable) < 1.01 * bits(native)
+
+
+def test_unsupported_models_are_named():
+    gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_embd=16, n_layer=1, n_head=2,
+                                                                vocab_size=50))
+    assert "Llama-family" in portable_support(gpt2)
+    with pytest.raises(CodecError, match="Llama-family"):
+        integer_model(gpt2)
+
+
+# -- the codec ------------------------------------------------------------------------------------
+
+def test_default_frames_are_portable_and_record_no_machine():
+    data = read_head("canterbury/alice29.txt", 5000)
+    frame = llm_codecs.compress(data)
+    header = FrameReader(frame).header
+    assert header.codec == "llm" and header.params["numerics"] == "auto"
+    assert header.fingerprint["engine"] == ENGINE
+    assert "numerics" not in header.fingerprint and "step" not in header.fingerprint
+    assert llm_codecs.decompress(frame) == data
+
+
+def test_numerics_choice(tiny_models):
+    with pytest.raises(CodecError, match="numerics must be one of"):
+        LanguageModelCodec(numerics="fast")
+    gpt2 = LanguageModelCodec(model=tiny_models["gpt2"])
+    assert gpt2.resolved_numerics() == "native"
+    with pytest.raises(CodecError, match="not available"):
+        llm_codecs.compress(b"hello world " * 50, "llm", model=tiny_models["gpt2"],
+                            numerics="portable", fallback=False)
+    assert LanguageModelCodec(step="transformers").resolved_numerics() == "native"
+    assert LanguageModelCodec(step="lean").resolved_numerics() == "native"
+    assert LanguageModelCodec(model=tiny_models["qwen2"]).resolved_numerics() == "portable"
+
+
+def test_a_frame_asks_for_the_engine_that_made_it(tiny_models):
+    data = b"the engine is part of the frame " * 20
+    llama = tiny_models["llama"]
+    native = llm_codecs.compress(data, "llm", model=llama, numerics="native", fallback=False,
+                                 lanes=2)
+    portable = llm_codecs.compress(data, "llm", model=llama, fallback=False, lanes=2)
+    assert llm_codecs.decompress(native) == data == llm_codecs.decompress(portable)
+    with pytest.raises(ModelMismatchError, match="numerics='native'"):
+        FrameReader(native, codec=LanguageModelCodec(model=llama, numerics="portable"))
+    with pytest.raises(ModelMismatchError, match="numerics='portable'"):
+        FrameReader(portable, codec=LanguageModelCodec(model=llama, numerics="native"))
+
+
+def test_an_unknown_engine_asks_for_an_upgrade():
+    codec = LanguageModelCodec()
+    fingerprint = {**codec.fingerprint(), "engine": "int8-v99"}
+    with pytest.raises(llm_codecs.CorruptDataError, match="upgrade llm_codecs"):
+        codec.bind(fingerprint)
+
+
+# -- other machines: fresh processes under other kernels -----------------------------------------
+
+#: Environments that make torch, MKL and numba run the code another machine would run.
+OTHER_MACHINES = [
+    {"ATEN_CPU_CAPABILITY": "default"},
+    {"ATEN_CPU_CAPABILITY": "avx2"},
+    {"ATEN_CPU_CAPABILITY": "avx512"},
+    {"MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    {"MKL_CBWR": "COMPATIBLE"},
+    {"NUMBA_CPU_NAME": "generic"},
+    {"OMP_NUM_THREADS": "1", "LLM_TEST_TORCH_THREADS": "1"},
+    {"OMP_NUM_THREADS": "2", "LLM_TEST_TORCH_THREADS": "2"},
+]
+
+_DECODE = textwrap.dedent("""
+    import os, sys, hashlib
+    import torch
+    threads = os.environ.get("LLM_TEST_TORCH_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+    import llm_codecs
+    for path in sys.argv[1:]:
+        frame = open(path, "rb").read()
+        data = llm_codecs.decompress(frame)
+        print(path, hashlib.sha256(data).hexdigest())
+""")
+
+_ENCODE = textwrap.dedent("""
+    import sys
+    import llm_codecs
+    model, source, target = sys.argv[1:]
+    data = open(source, "rb").read()
+    frame = llm_codecs.compress(data, "llm", model=model, lanes=4, block_size=4096)
+    open(target, "wb").write(frame)
+""")
+
+
+def _python(code: str, args: list[str], env: dict[str, str]) -> str:
+    full = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=full, capture_output=True,
+                          text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def portable_frames(tmp_path_factory, tiny_models):
+    """Frames of real text made here with the defaults: the embedded model, tiny Llama, Qwen2."""
+    root = tmp_path_factory.mktemp("portable")
+    data = read_head("canterbury/alice29.txt", 12000) + read_head("loghub/HDFS_2k.log", 4000)
+    frames, digests = [], {}
+    for name, model in (("default", "default"), ("llama", tiny_models["llama"]),
+                        ("qwen2", tiny_models["qwen2"])):
+        frame = llm_codecs.compress(data, "llm", model=model, lanes=4, block_size=4096)
+        assert FrameReader(frame).header.fingerprint["engine"] == ENGINE
+        path = root / f"{name}.llmz"
+        path.write_bytes(frame)
+        frames.append(str(path))
+        digests[str(path)] = hashlib.sha256(data).hexdigest()
+    source = root / "source.bin"
+    source.write_bytes(data)
+    return frames, digests, source
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env", OTHER_MACHINES, ids=lambda e: ",".join(f"{k}={v}"
+                                                                        for k, v in e.items()))
+def test_portable_frames_decode_under_other_machines_kernels(portable_frames, env):
+    frames, digests, _ = portable_frames
+    out = _python(_DECODE, frames, env)
+    got = dict(line.split() for line in out.strip().splitlines())
+    assert got == digests
+
+
+@pytest.mark.slow
+def test_a_frame_made_under_other_kernels_is_byte_identical(portable_frames, tmp_path):
+    frames, _, source = portable_frames
+    target = tmp_path / "avx2.llmz"
+    _python(_ENCODE, ["default", str(source), str(target)], {"ATEN_CPU_CAPABILITY": "avx2"})
+    assert target.read_bytes() == Path(frames[0]).read_bytes()
+
+
+@pytest.mark.slow
+def test_a_native_frame_from_another_machine_says_so(tmp_path):
+    if str(torch.backends.cpu.get_cpu_capability()) == "DEFAULT":
+        pytest.skip("this machine already runs the default kernels")
+    data = read_head("canterbury/alice29.txt", 8000)
+    path = tmp_path / "native.llmz"
+    path.write_bytes(llm_codecs.compress(data, "llm", numerics="native"))
+    code = textwrap.dedent("""
+        import sys, llm_codecs
+        try:
+            llm_codecs.decompress(open(sys.argv[1], "rb").read())
+            print("decoded")
+        except llm_codecs.NumericsMismatchError as exc:
+            print("mismatch:", exc)
+    """)
+    out = _python(code, [str(path)], {"ATEN_CPU_CAPABILITY": "default"})
+    # The default kernels may happen to give the same bits for a block; if not, the error
+    # names both machines instead of calling the data corrupt.
+    if not out.startswith("decoded"):
+        assert "cpu_capability='DEFAULT'" in out and "numerics='portable'" in out
+    assert issubclass(NumericsMismatchError, llm_codecs.CorruptDataError)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_cuda_and_cpu_make_the_same_frame():
+    data = read_head("canterbury/alice29.txt", 9000)
+    cpu = llm_codecs.compress(data, "llm", lanes=8)
+    cuda = llm_codecs.compress(data, "llm", lanes=8, device="cuda")
+    # The headers differ only in the recorded device parameter; every coded block is the same.
+    payloads = [[reader._read_at(b.offset, b.compressed_size) for b in reader.blocks]
+                for reader in (FrameReader(cpu), FrameReader(cuda))]
+    assert payloads[0] == payloads[1]
+    assert llm_codecs.decompress(cuda) == data
+    assert FrameReader(cuda, codec=LanguageModelCodec(lanes=8)).read() == data
+    assert FrameReader(cpu, codec=LanguageModelCodec(lanes=8, device="cuda")).read() == data
