@@ -1,0 +1,45 @@
+"""Frames committed once (tests/data/golden): every later version must decode them exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import llm_codecs
+from llm_codecs import NumericsMismatchError
+from llm_codecs.frame import FrameReader
+
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
+FRAMES = sorted(p.name for p in GOLDEN.glob("*.llmz"))
+
+
+def _original(frame_name: str) -> bytes:
+    stem = frame_name[: -len(".llmz")]
+    return (GOLDEN / stem.rsplit(".", 1)[0]).read_bytes()
+
+
+def test_every_kind_of_golden_frame_is_there():
+    assert len(FRAMES) >= 17
+    engines = {(FrameReader((GOLDEN / n).read_bytes()).header.fingerprint or {}).get("engine")
+               for n in FRAMES}
+    assert "int8-v1" in engines
+
+
+@pytest.mark.parametrize("name", [n for n in FRAMES if not n.startswith("legacy-native")])
+def test_golden_frame_decodes_exactly(name):
+    frame = (GOLDEN / name).read_bytes()
+    data = _original(name)
+    assert llm_codecs.decompress(frame) == data
+    if data:
+        middle = len(data) // 2
+        assert llm_codecs.decompress(frame, offset=middle, size=100) == data[middle:middle + 100]
+
+
+@pytest.mark.parametrize("name", [n for n in FRAMES if n.startswith("legacy-native")])
+def test_legacy_native_frame_decodes_where_it_did_or_says_why(name):
+    frame = (GOLDEN / name).read_bytes()
+    try:
+        assert llm_codecs.decompress(frame) == _original(name)
+    except NumericsMismatchError as exc:  # another CPU kind than the encoder's
+        assert "numerics='portable'" in str(exc)
