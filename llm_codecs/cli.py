@@ -114,6 +114,11 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="NAME",
                    help="llm codec: 'default' (embedded), a HuggingFace hub id or a local "
                         "directory")
+    p.add_argument("--numerics", choices=("auto", "portable", "native"),
+                   help="llm codec: 'portable' (exact integer engine: the frame decodes on any "
+                        "machine), 'native' (the model's float forward: decodes only where the "
+                        "float kernels are the same) or 'auto' (default: portable when the "
+                        "model supports it)")
     p.add_argument("-p", "--param", type=_param, action="append", default=[],
                    metavar="KEY=VALUE",
                    help="any other codec parameter, e.g. -p lanes=32 (repeatable)")
@@ -126,6 +131,8 @@ def _codec_params(args: argparse.Namespace, name: str) -> dict[str, Any]:
         params["level"] = args.level
     if args.model is not None:
         params["model"] = args.model
+    if getattr(args, "numerics", None) is not None:
+        params["numerics"] = args.numerics
     return params
 
 
@@ -803,6 +810,7 @@ def cmd_bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             params = _codec_params(args, name)
             if name != "llm":
                 params.pop("model", None)
+                params.pop("numerics", None)
             codec = make_codec(name, **params)
             ours.append((codec, check_block_size(codec, args.block_size)))
     except CodecError as exc:

@@ -56,15 +56,36 @@ HEADER_DICTIONARY = (
     b'"context":64,"device":"cpu","dtype":"float32","fallback":true,"lanes":64,'
     b'"model":"default","revision":null,"scale_bits":28,"step":"auto","threads":1}}'
 )
+#: Header flag: raw deflate primed with :data:`HEADER_DICTIONARY_2` (written since the portable
+#: engine: its headers, the default model's among them, then cost about 20 bytes).
+FLAG_DICTIONARY_2 = 0x04
+#: The preset dictionary of :data:`FLAG_DICTIONARY_2` headers (part of the format, never to
+#: change): the first dictionary, then typical native and portable ``llm`` headers, the default
+#: model's last (deflate reaches recent text with the shortest distances).
+HEADER_DICTIONARY_2 = HEADER_DICTIONARY + (
+    b'{"block_size":65536,"codec":"llm","fingerprint":{"coder":"rans64-shared","model":'
+    b'{"name":"","revision":null,"sha256":""},"numerics":{"attention":"sdpa","blas":"mkl",'
+    b'"blas_isa":"auto","cpu":"","cpu_capability":"AVX2","device":"cpu",'
+    b'"device_name":"x86_64","dtype":"float32","threads":1,"torch":"2.13.0+cpu",'
+    b'"transformers":"5.24.0"},"step":"lean"},"params":{"cache":true,"context":64,'
+    b'"device":"cpu","dtype":"float32","fallback":true,"lanes":96,"model":"",'
+    b'"numerics":"native","revision":null,"scale_bits":28,"step":"auto","threads":1}}'
+    b'{"block_size":65536,"codec":"llm","fingerprint":{"coder":"rans64-shared",'
+    b'"engine":"int8-v1","model":{"name":"default","revision":null,"sha256":'
+    b'"0221751d61cd6556bca462f7d6e03ba01efccc5ff6dc7d8a2ca383f130f2dd9f"}},"params":'
+    b'{"cache":true,"context":64,"device":"cpu","dtype":"float32","fallback":true,'
+    b'"lanes":96,"model":"default","numerics":"auto","revision":null,"scale_bits":28,'
+    b'"step":"auto","threads":1}}'
+)
 #: Largest block size any frame may declare (and so the most one block decode allocates).
 MAX_BLOCK_SIZE = 64 << 20
 MIN_FRAME_SIZE = _PREAMBLE.size + 2 + _CRC.size + FOOTER_SIZE
 
 
 def _deflate_header(body: bytes) -> bytes:
-    """``body`` as raw deflate primed with :data:`HEADER_DICTIONARY`."""
+    """``body`` as raw deflate primed with :data:`HEADER_DICTIONARY_2`."""
     deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY,
-                                HEADER_DICTIONARY)
+                                HEADER_DICTIONARY_2)
     return deflater.compress(body) + deflater.flush()
 
 
@@ -72,6 +93,8 @@ def _inflate_header(body: bytes, flags: int) -> bytes:
     """The deflated header JSON, refusing more than :data:`MAX_HEADER_JSON` bytes of it."""
     if flags == FLAG_DICTIONARY:
         inflater = zlib.decompressobj(-15, zdict=HEADER_DICTIONARY)
+    elif flags == FLAG_DICTIONARY_2:
+        inflater = zlib.decompressobj(-15, zdict=HEADER_DICTIONARY_2)
     else:
         inflater = zlib.decompressobj()
     try:
@@ -124,7 +147,7 @@ class FrameHeader:
             raise CodecError(f"frame header too large ({len(body)} bytes)")
         flags, deflated = 0, _deflate_header(body)
         if len(deflated) < len(body):
-            flags, body = FLAG_DICTIONARY, deflated
+            flags, body = FLAG_DICTIONARY_2, deflated
         head = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, flags, len(body)) + body
         return head + _CRC.pack(_crc(head))
 
@@ -141,7 +164,7 @@ class FrameHeader:
             raise CorruptDataError(
                 f"unsupported LLMZ format version {version} (this build reads {FORMAT_VERSION})"
             )
-        if flags not in (0, FLAG_DEFLATED, FLAG_DICTIONARY):
+        if flags not in (0, FLAG_DEFLATED, FLAG_DICTIONARY, FLAG_DICTIONARY_2):
             raise CorruptDataError(f"unknown header flags {flags:#x}")
         end = _PREAMBLE.size + json_len + _CRC.size
         if json_len > MAX_HEADER_JSON or end + FOOTER_SIZE > total:

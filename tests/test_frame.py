@@ -190,11 +190,11 @@ def _raw_deflate(data: bytes) -> bytes:
 
 
 def test_long_headers_are_stored_deflated_and_read_back():
-    from llm_codecs.frame import FLAG_DICTIONARY, FrameHeader
+    from llm_codecs.frame import FLAG_DICTIONARY_2, FrameHeader
 
     header = FrameHeader("zlib-test", {"note": "x" * 2000}, 1000, {"model": {"sha256": "0" * 64}})
     raw = header.to_bytes()
-    assert raw[5] == FLAG_DICTIONARY and len(raw) < 300
+    assert raw[5] == FLAG_DICTIONARY_2 and len(raw) < 300
     parsed, end = FrameHeader.parse(lambda o, n: raw[o : o + n], len(raw) + FOOTER_SIZE)
     assert parsed == header and end == len(raw)
     # Stored as plain JSON only when deflating would not pay; never longer than the JSON.
@@ -205,6 +205,15 @@ def test_long_headers_are_stored_deflated_and_read_back():
         assert len(short) <= 10 + plain + 4
         assert FrameHeader.parse(lambda o, n, s=short: s[o : o + n],
                                  len(short) + FOOTER_SIZE)[0].params == {"n": note}
+
+
+def test_the_default_models_portable_header_costs_about_twenty_bytes():
+    data = b"An archive is worth what can read it. " * 40
+    frame = llm_codecs.compress(data, "llm", fallback=False)
+    reader = FrameReader(frame)
+    assert reader.header.fingerprint["engine"] == "int8-v1"
+    assert reader.blocks[0].offset < 32
+    assert llm_codecs.decompress(frame) == data
 
 
 def test_a_model_fingerprint_costs_about_a_hundred_bytes_with_the_dictionary():
@@ -240,12 +249,24 @@ def test_headers_deflated_by_earlier_versions_still_read(monkeypatch):
     # Write as versions before the preset dictionary did: zlib format, flag bit 0.
     with monkeypatch.context() as patch:
         patch.setattr(frame_module, "_deflate_header", lambda body: zlib.compress(body, 9))
-        patch.setattr(frame_module, "FLAG_DICTIONARY", frame_module.FLAG_DEFLATED)
+        patch.setattr(frame_module, "FLAG_DICTIONARY_2", frame_module.FLAG_DEFLATED)
         old = llm_codecs.compress(TEXT, "zlib-test", block_size=500)
     assert old[5] == frame_module.FLAG_DEFLATED
     assert llm_codecs.decompress(old) == TEXT
+    # ... and as versions with the first preset dictionary did (flag 2).
+    def first_dictionary(body):
+        deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY,
+                                    frame_module.HEADER_DICTIONARY)
+        return deflater.compress(body) + deflater.flush()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(frame_module, "_deflate_header", first_dictionary)
+        patch.setattr(frame_module, "FLAG_DICTIONARY_2", frame_module.FLAG_DICTIONARY)
+        old = llm_codecs.compress(TEXT, "zlib-test", block_size=500)
+    assert old[5] == frame_module.FLAG_DICTIONARY
+    assert llm_codecs.decompress(old) == TEXT
     assert llm_codecs.compress(TEXT, "zlib-test", block_size=500)[5] == \
-        frame_module.FLAG_DICTIONARY
+        frame_module.FLAG_DICTIONARY_2
 
 
 @pytest.mark.parametrize("body", [
@@ -259,8 +280,9 @@ def test_forged_deflated_headers_are_refused(body):
     frame = _frame_with_header_body(body, 1, rest)
     with pytest.raises(CorruptDataError, match="header"):
         FrameReader(frame)
-    with pytest.raises(CorruptDataError, match="header"):
-        FrameReader(_frame_with_header_body(_raw_deflate(body), 2, rest))
-    for flags in (3, 4, 0x80):
+    for flags in (2, 4):
+        with pytest.raises(CorruptDataError, match="header"):
+            FrameReader(_frame_with_header_body(_raw_deflate(body), flags, rest))
+    for flags in (3, 5, 0x80):
         with pytest.raises(CorruptDataError, match="flags"):
             FrameReader(_frame_with_header_body(b"{}", flags, rest))

@@ -1,0 +1,126 @@
+"""The portable engine against the float one and against the last float release, in one run.
+
+For each file (first ``--bytes`` bytes, 64 KiB blocks, default settings otherwise):
+
+- **size**: the ``llm`` frame with ``numerics="portable"`` (the default) against
+  ``numerics="native"`` (the float forward of the same model), both made by this checkout;
+- **speed**: compress and decompress KB/s of this checkout's defaults against commit
+  ``--baseline`` (default 2435835, the last release of the float engine), each in its own fresh
+  process on the same machine, after a warm-up block (model loaded, numba compiled).
+
+Usage::
+
+    python benchmarks/portable.py                     # the eight prose files of the model issue
+    python benchmarks/portable.py --baseline 2435835 canterbury/alice29.txt
+
+It needs git (a temporary worktree of the baseline commit). Prints Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT.parent / "shared" / "corpus" / "bench"
+TEXT_SET = [
+    "canterbury/alice29.txt", "canterbury/asyoulik.txt", "canterbury/lcet10.txt",
+    "canterbury/plrabn12.txt", "canterbury_large/bible.txt", "silesia/dickens",
+    "misc/wikitext2.test.tokens", "misc/tinyshakespeare.txt",
+]
+
+_RUNNER = textwrap.dedent("""
+    import json, sys, time
+    import llm_codecs
+    path, limit, params = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+    data = open(path, "rb").read()[:limit]
+    warm = llm_codecs.compress(data[:4096], "llm", **params)   # load the model, compile
+    llm_codecs.decompress(warm)
+    t0 = time.perf_counter()
+    frame = llm_codecs.compress(data, "llm", **params)
+    t1 = time.perf_counter()
+    back = llm_codecs.decompress(frame)
+    t2 = time.perf_counter()
+    print(json.dumps({"bytes": len(data), "frame": len(frame), "ok": back == data,
+                      "compress_s": t1 - t0, "decompress_s": t2 - t1}))
+""")
+
+
+def run(python_path: str | None, path: Path, limit: int, params: dict) -> dict:
+    env = dict(os.environ)
+    if python_path:
+        env["PYTHONPATH"] = python_path
+    out = subprocess.run([sys.executable, "-c", _RUNNER, str(path), str(limit),
+                          json.dumps(params)], env=env, capture_output=True, text=True,
+                         check=True, cwd=python_path or ROOT)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if not result["ok"]:
+        raise SystemExit(f"{path}: round trip failed with {params}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="*", default=TEXT_SET)
+    parser.add_argument("--bytes", type=int, default=256 << 10)
+    parser.add_argument("--baseline", default="2435835")
+    args = parser.parse_args()
+
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                          capture_output=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "baseline"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base), args.baseline],
+                       cwd=ROOT, check=True)
+        try:
+            rows = []
+            for name in args.files:
+                path = Path(name) if Path(name).is_file() else BENCH / name
+                portable = run(None, path, args.bytes, {})
+                native = run(None, path, args.bytes, {"numerics": "native"})
+                old = run(str(base), path, args.bytes, {})
+                rows.append((name, portable, native, old))
+                print(name, json.dumps([portable, native, old]), file=sys.stderr)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
+
+    print(f"Commit {head} against {args.baseline}; {platform.machine()}, "
+          f"{_cpu()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; first "
+          f"{args.bytes:,} bytes of each file, 64 KiB blocks, default settings.\n")
+    print("| file | bytes | portable bpb | native bpb | portable / native | "
+          "KB/s comp (baseline -> portable) | speed-up | KB/s decomp (baseline -> portable) "
+          "| speed-up | baseline bpb |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, p, n, o in rows:
+        kb = p["bytes"] / 1000
+
+        def bpb(r):
+            return 8 * r["frame"] / r["bytes"]
+
+        print(f"| {name} | {p['bytes']:,} | {bpb(p):.3f} | {bpb(n):.3f} | "
+              f"{p['frame'] / n['frame']:.4f} | {kb / o['compress_s']:.1f} -> "
+              f"{kb / p['compress_s']:.1f} | {o['compress_s'] / p['compress_s']:.2f}x | "
+              f"{kb / o['decompress_s']:.1f} -> {kb / p['decompress_s']:.1f} | "
+              f"{o['decompress_s'] / p['decompress_s']:.2f}x | {bpb(o):.3f} |")
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()
