@@ -274,7 +274,7 @@ def _python(code: str, args: list[str], env: dict[str, str]) -> str:
 def portable_frames(tmp_path_factory, tiny_models):
     """Frames of real text made here with the defaults: the embedded model, tiny Llama, Qwen2."""
     root = tmp_path_factory.mktemp("portable")
-    data = read_head("canterbury/alice29.txt", 12000) + read_head("loghub/HDFS_2k.log", 4000)
+    data = read_head("canterbury/alice29.txt", 7000) + read_head("loghub/HDFS_2k.log", 3000)
     frames, digests = [], {}
     for name, model in (("default", "default"), ("llama", tiny_models["llama"]),
                         ("qwen2", tiny_models["qwen2"])):

@@ -1,47 +1,37 @@
 """The model-driven codec: a causal language model predicts each token, rANS codes it.
 
-Exactness rests on one rule (``docs/determinism.md``): compression replays, call for call, the
-computation decompression performs. The schedule classes below are that computation. For a block
-of ``T`` tokens it is a pure function of the codec's configuration and ``T``:
-
-- the tokens are cut into ``lanes_used`` contiguous segments of ``S`` tokens (the last one
-  shorter); all lanes advance in lock-step, one token per lane per model call, with batch shape
-  ``(lanes_used, 1)``, and one rANS state codes every lane's token of a step, lane 0 first;
-- every lane starts from the model's start token;
-- with the lean forward (``step="lean"``, Llama-family models, :mod:`~llm_codecs.models.llama_step`)
-  each lane's KV cache is a ring of ``context`` slots: token ``t`` sits at position ``t`` and
-  attends to the latest ``context`` tokens, the oldest slot being overwritten in place;
-- with ``transformers``' own forward (``step="transformers"``, any causal LM), when a lane's
-  cache holds ``context`` positions it is dropped and rebuilt by one forward over the last
-  ``context // 2`` inputs (the *re-prefill*), again with the same shape on both sides;
-- lanes past their segment's end keep receiving the start token, so shapes never change.
-
-Nothing depends on how many blocks are coded together, so one block decoded alone (a range read,
-one Zarr chunk) replays exactly what its encoder did.
+This module holds the codec's configuration, its model and the per-block policy (model or LZ77
+fallback, blocks in parallel threads). The computation it replays on both sides is in
+:mod:`.llm_schedule` (lanes, KV-cache schedules), the step loop both directions share in
+:mod:`.llm_steps`, and what a frame records about its numerics in :mod:`.llm_fingerprint`.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import CodecError, CorruptDataError, ModelMismatchError
+from ..errors import CodecError, CorruptDataError
 from .base import BlockCodec, check_int_param
+from .llm_fingerprint import PAYLOAD_LAYOUT, FingerprintPolicy, NumericsWarning
+from .llm_schedule import (
+    MIN_LANE_TOKENS,
+    ReprefillSchedule,
+    RingSchedule,
+    lane_layout,
+    token_grid,
+)
+from .thread_gate import GATE
 
-__all__ = ["LanguageModelCodec", "NumericsWarning"]
+__all__ = ["MIN_LANE_TOKENS", "PAYLOAD_LAYOUT", "LanguageModelCodec", "NumericsWarning",
+           "lane_layout", "looks_binary"]
 
-#: Fewest tokens a lane gets before the schedule adds another lane: a lane starts without
-#: context, so very short lanes cost ratio. 192 lets a 64 KiB block of prose (about 21,000
-#: tokens) use 96 lanes.
-MIN_LANE_TOKENS = 192
 #: A block whose bytes are more than this fraction control characters or invalid UTF-8 is binary:
 #: a text model would only waste time on it.
 BINARY_FRACTION = 0.05
@@ -55,17 +45,6 @@ _NUMERICS = ("auto", "portable", "native")
 #: count, so that the same data and configuration give the same frame on every machine and in
 #: every process (Dask workers, for one, start with torch limited to one thread).
 DEFAULT_THREADS = 1
-#: Layout of the LLM payload, recorded in the frame's fingerprint: one rANS64 state shared by
-#: all lanes (:mod:`~llm_codecs.coding.rans`). Frames without it used one stream per lane.
-PAYLOAD_LAYOUT = "rans64-shared"
-
-
-class NumericsWarning(UserWarning):
-    """A frame is decoded in another numerics environment than the one that made it.
-
-    Decoding is attempted; the per-block checksum turns any divergence into
-    :class:`~llm_codecs.CorruptDataError`, never into wrong bytes.
-    """
 
 
 def _put_varint(out: bytearray, value: int) -> None:
@@ -102,122 +81,11 @@ def looks_binary(block: bytes) -> bool:
     return escaped > limit
 
 
-def lane_layout(tokens: int, lanes: int) -> tuple[int, int]:
-    """``(lanes_used, steps)`` of the schedule for a block of ``tokens`` tokens."""
-    if tokens == 0:
-        return 0, 0
-    used = max(1, min(lanes, tokens // MIN_LANE_TOKENS))
-    steps = -(-tokens // used)
-    used = -(-tokens // steps)  # drop lanes the rounding left empty
-    return used, steps
-
-
-class _ThreadGate:
-    """Lets model runs overlap only while they all want the same torch thread count.
-
-    The coded bits depend on torch's intra-op thread count. That setting lives partly in each
-    OS thread (OpenMP's per-thread value, which a new thread does not inherit) and partly in the
-    process, so every run sets it in its own thread, and runs that want different counts never
-    overlap. Runs that want the same count proceed together: torch releases the GIL, so
-    single-threaded runs of several blocks fill several cores. Each thread gets its own setting
-    back when its run ends.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._active = 0
-        self._threads = 0
-
-    @contextmanager
-    def hold(self, threads: int):
-        import torch
-
-        with self._cond:
-            while self._active and self._threads != threads:
-                self._cond.wait()
-            self._threads = threads
-            self._active += 1
-        previous = torch.get_num_threads()  # this OS thread's value
-        try:
-            if previous != threads:
-                torch.set_num_threads(threads)
-            yield
-        finally:
-            if previous != threads:
-                torch.set_num_threads(previous)
-            with self._cond:
-                self._active -= 1
-                if self._active == 0:
-                    self._cond.notify_all()
-
-
-_GATE = _ThreadGate()
-
 # Set once an LZ77 fallback has run in this process, so its numba kernels are compiled or loaded.
 _fallback_ready = threading.Event()
 
 
-class _RingSchedule:
-    """A ring KV cache of ``context`` slots per lane (module docstring), run by the lean float
-    forward (``engine="lean"``) or the portable integer one (``engine="portable"``)."""
-
-    def __init__(self, loaded, lanes: int, steps: int, context: int, start_id: int,
-                 engine: str = "lean"):
-        import torch
-
-        self.inputs = torch.full((lanes, steps), start_id, dtype=torch.int64,
-                                 device=loaded.device)
-        self._slots = max(1, min(context, steps))
-        if engine == "portable":
-            from ..portable import integer_step
-
-            self._step = integer_step(loaded.model, lanes, self._slots, steps, loaded.device)
-        else:
-            from ..models.llama_step import LlamaStep
-
-            self._step = LlamaStep(loaded.model, lanes, self._slots, positions=steps)
-
-    def logits(self, t: int):
-        """Float logits ``(lanes, V)`` predicting token ``t``; ``inputs[:, :t + 1]`` must be set."""
-        return self._step.step(self.inputs[:, t], t, slot=t % self._slots,
-                               filled=min(t + 1, self._slots))
-
-
-class _ReprefillSchedule:
-    """``transformers``' forward and cache, re-prefilled at ``context`` (module docstring)."""
-
-    def __init__(self, loaded, lanes: int, steps: int, context: int, start_id: int):
-        import inspect
-
-        import torch
-
-        self._model = loaded.model
-        self._context = context
-        self._keep = max(1, context // 2)
-        self.inputs = torch.full((lanes, steps), start_id, dtype=torch.int64,
-                                 device=loaded.device)
-        # transformers >= 5.2x renamed ``past_key_values`` to ``cache``; accept both.
-        params = inspect.signature(self._model.forward).parameters
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        self._cache = None
-        self._cached = 0
-
-    def logits(self, t: int):
-        """Float logits ``(lanes, V)`` predicting token ``t``; ``inputs[:, :t + 1]`` must be set."""
-        if self._cache is None or self._cached >= self._context:
-            begin = max(0, t + 1 - self._keep) if self._cache is not None else t
-            out = self._model(self.inputs[:, begin : t + 1], use_cache=True, logits_to_keep=1)
-            self._cached = t + 1 - begin
-        else:
-            out = self._model(self.inputs[:, t : t + 1], use_cache=True, logits_to_keep=1,
-                              **{self._cache_kw: self._cache})
-            self._cached += 1
-        cache = out.get("cache")
-        self._cache = cache if cache is not None else out.get("past_key_values")
-        return out.logits[:, -1, :]
-
-
-class LanguageModelCodec(BlockCodec):
+class LanguageModelCodec(FingerprintPolicy, BlockCodec):
     """Lossless coding of text with a causal language model and rANS (method 3).
 
     Each block is tokenized losslessly, a HuggingFace causal LM predicts every next token of many
@@ -399,189 +267,13 @@ class LanguageModelCodec(BlockCodec):
                 return "cpu"
         return self.device
 
-    def fingerprint(self) -> dict[str, Any]:
-        """Model identity and what the coded bits depend on besides it.
-
-        A portable frame names the engine and its version (the arithmetic is specified, so no
-        machine facts matter); a native frame records the machine's numerics and the forward.
-        """
-        from ..models.loading import numerics
-
-        loaded = self.loaded
-        if self.resolved_numerics() == "portable":
-            from ..portable import ENGINE
-
-            return {"model": loaded.identity, "engine": ENGINE, "coder": PAYLOAD_LAYOUT}
-        return {"model": loaded.identity, "numerics": numerics(loaded, self.threads),
-                "step": self.resolved_step(), "coder": PAYLOAD_LAYOUT}
-
-    def resolved_numerics(self) -> str:
-        """``"portable"`` or ``"native"``: the engine this codec runs with its model.
-
-        Raises
-        ------
-        CodecError
-            ``numerics="portable"`` with a model the portable engine does not support.
-        """
-        if self.numerics == "native":
-            return "native"
-        from ..portable import portable_support
-
-        reason = portable_support(self.loaded.model)
-        if self.numerics == "portable":
-            if reason:
-                raise CodecError(f"numerics='portable' is not available for {self.model!r}: "
-                                 f"{reason}; use numerics='native'")
-            return "portable"
-        return "native" if reason or self.step != "auto" else "portable"
-
-    def bind(self, fingerprint: dict[str, Any] | None) -> LanguageModelCodec:
-        """The codec that decodes a frame with ``fingerprint`` (checked, see the base class).
-
-        A frame whose fingerprint names no engine was made by the float forward (every frame
-        from before the portable engine): with ``numerics="auto"`` it is decoded natively.
-        """
-        codec = self
-        if (self.numerics == "auto" and isinstance(fingerprint, dict)
-                and "engine" not in fingerprint):
-            codec = copy.copy(self)
-            codec.numerics = "native"
-        if isinstance(fingerprint, dict) and isinstance(fingerprint.get("numerics"), dict):
-            if codec is self:
-                codec = copy.copy(self)
-            codec._frame_numerics = fingerprint["numerics"]
-        codec.check_fingerprint(fingerprint)
-        return codec
-
-    def decode_failure_hint(self) -> str | None:
-        """Why a native frame may fail here although it is intact, and how to read it."""
-        from ..models.loading import numerics
-
-        if self._frame_numerics is None or self.resolved_numerics() != "native":
-            return None
-        mine = numerics(self.loaded, self.threads)
-        theirs = self._frame_numerics
-        differs = sorted(k for k in theirs if theirs[k] != mine.get(k))
-        unknown = sorted(k for k in mine if k not in theirs)
-        if not differs and not unknown:
-            return None
-        text = "this frame was made by the float ('native') engine, whose results depend on the "
-        text += "machine's float kernels"
-        if differs:
-            text += ("; the encoder had " + ", ".join(f"{k}={theirs[k]!r}" for k in differs)
-                     + ", this machine has " + ", ".join(f"{k}={mine.get(k)!r}" for k in differs))
-        if unknown:
-            text += (f"; the encoder's {', '.join(unknown)} were not recorded (this machine: "
-                     + ", ".join(f"{k}={mine[k]!r}" for k in unknown) + ")")
-        return text + (
-            ". The data is most likely intact: decode it on a machine like the encoder's (same "
-            "CPU capability, math library and device), then re-encode it with "
-            "numerics='portable' to read it anywhere"
-        )
-
-    def resolved_step(self) -> str:
-        """``"lean"`` or ``"transformers"``: the forward this codec runs with its model.
-
-        Raises
-        ------
-        CodecError
-            ``step="lean"`` with a model the lean forward does not support.
-        """
-        from ..models.llama_step import supports
-
-        if self.step == "transformers":
-            return "transformers"
-        if supports(self.loaded.model):
-            return "lean"
-        if self.step == "lean":
-            raise CodecError(
-                f"step='lean' needs a Llama-family model; {self.model!r} is "
-                f"{type(self.loaded.model).__name__}: use step='transformers' or 'auto'"
-            )
-        return "transformers"
-
     def _schedule(self, loaded, lanes: int, steps: int, start_id: int):
         context = self._context_for(loaded)
         if self.resolved_numerics() == "portable":
-            return _RingSchedule(loaded, lanes, steps, context, start_id, engine="portable")
-        kind = _RingSchedule if self.resolved_step() == "lean" else _ReprefillSchedule
-        return kind(loaded, lanes, steps, context, start_id)
-
-    def check_fingerprint(self, fingerprint: dict[str, Any] | None) -> None:
-        """Refuse a frame made with another model; warn about other numerics.
-
-        Raises
-        ------
-        ModelMismatchError
-            The frame's model hash differs from the loaded model's (or the model is missing).
-        CorruptDataError
-            The frame carries no usable fingerprint.
-        """
-        if not isinstance(fingerprint, dict) or not isinstance(fingerprint.get("model"), dict):
-            raise CorruptDataError("LLM frame without a model fingerprint")
-        theirs = fingerprint["model"]
-        ours = self.loaded.identity
-        if theirs.get("sha256") != ours["sha256"]:
-            raise ModelMismatchError(
-                f"frame was made with model {theirs.get('name')!r} (revision "
-                f"{theirs.get('revision')}, sha256 {str(theirs.get('sha256'))[:16]}...), but "
-                f"{self.model!r} loads as sha256 {ours['sha256'][:16]}..."
-            )
-        if "engine" in fingerprint:
-            self._check_portable(fingerprint)
-            return
-        if self.resolved_numerics() != "native":
-            raise ModelMismatchError(
-                "frame was made by the float ('native') engine, this codec runs the portable "
-                "one: decode with numerics='native' (or 'auto')"
-            )
-        # Frames from before the lean forward, the in-block cache and the compact rANS state
-        # carry no "step", those from before the shared rANS state no "coder"; this version
-        # cannot replay them.
-        if "step" not in fingerprint or fingerprint.get("coder") != PAYLOAD_LAYOUT:
-            raise CorruptDataError(
-                f"LLM frame made by an earlier, incompatible llm_codecs (its fingerprint has "
-                f"coder {fingerprint.get('coder')!r}, this version writes {PAYLOAD_LAYOUT!r}): "
-                "decode it with the version that wrote it"
-            )
-        theirs_step = fingerprint["step"]
-        if theirs_step != self.resolved_step():
-            raise ModelMismatchError(
-                f"frame was coded with the {theirs_step!r} forward, this codec runs "
-                f"{self.resolved_step()!r} (its step={self.step!r}): decode with "
-                f"step={theirs_step!r}"
-            )
-        mine = self.fingerprint()["numerics"]
-        recorded = fingerprint.get("numerics") or {}
-        # Only what the frame recorded: earlier versions recorded fewer facts.
-        differs = sorted(k for k in mine if k in recorded and recorded[k] != mine[k])
-        if differs:
-            detail = ", ".join(f"{k}: {recorded.get(k)!r} -> {mine[k]!r}" for k in differs)
-            warnings.warn(
-                f"decoding in another numerics environment ({detail}); any divergence is "
-                "reported as CorruptDataError",
-                NumericsWarning, stacklevel=2,
-            )
-
-    def _check_portable(self, fingerprint: dict[str, Any]) -> None:
-        from ..portable import ENGINE, ENGINES
-
-        engine = fingerprint.get("engine")
-        if engine not in ENGINES:
-            raise CorruptDataError(
-                f"frame was made by portable engine {engine!r}, which this llm_codecs does not "
-                f"know (it runs {', '.join(ENGINES)}): upgrade llm_codecs to decode it"
-            )
-        if fingerprint.get("coder") != PAYLOAD_LAYOUT:
-            raise CorruptDataError(f"LLM frame with an unknown payload layout "
-                                   f"{fingerprint.get('coder')!r}")
-        if self.resolved_numerics() != "portable":
-            raise ModelMismatchError(
-                f"frame was made by the portable engine {engine!r}, this codec runs the float "
-                "('native') one: decode with numerics='portable' (or 'auto')"
-            )
-        if engine != ENGINE:  # pragma: no cover - a single engine version exists so far
-            raise CorruptDataError(f"portable engine {engine!r} is not implemented")
+            return RingSchedule(loaded, lanes, steps, context, start_id, engine="portable")
+        if self.resolved_step() == "lean":
+            return RingSchedule(loaded, lanes, steps, context, start_id)
+        return ReprefillSchedule(loaded, lanes, steps, context, start_id)
 
     # -- coding ---------------------------------------------------------------------------
 
@@ -663,7 +355,7 @@ class LanguageModelCodec(BlockCodec):
         import torch
 
         loaded = self.loaded
-        with _GATE.hold(self.threads), torch.inference_mode():
+        with GATE.hold(self.threads), torch.inference_mode():
             return fn(loaded)
 
     def encode_block(self, block: bytes) -> bytes | None:
@@ -677,43 +369,24 @@ class LanguageModelCodec(BlockCodec):
         return self._run(lambda loaded: self._encode_ids(loaded, ids))
 
     def _encode_ids(self, loaded, ids: np.ndarray) -> bytes:
-        import torch
-
-        from ..coding import rans
-        from ..coding.cache_mix import TokenCacheMixer
+        from .llm_steps import EncodingSide, run_steps
 
         T = len(ids)
         used, steps = lane_layout(T, self.lanes)
         start_id = self._start_id(loaded)
-        targets, active = self._grid(ids, used, steps, start_id)
-        schedule = self._schedule(loaded, used, steps, start_id)
-        schedule.inputs[:, 1:] = torch.from_numpy(targets[:, :-1]).to(loaded.device)
-        # Step-major, as the decoder meets the symbols.
-        starts = np.empty((steps, used), dtype=np.int64)
-        freqs = np.empty_like(starts)
-        mixer = TokenCacheMixer(used, loaded.vocab_size, self.scale_bits, self.cache, steps)
-        for t in range(steps):
-            cum = mixer.tables(schedule.logits(t))
-            starts[t], freqs[t] = rans.symbol_bounds(cum, targets[:, t])
-            mixer.observe(targets[:, t], active[:, t])
-        coded = active.T
-        # The model's cross-entropy under the very tables coded: the coder's overhead reference.
-        self.last_ideal_bits = float(
-            (self.scale_bits - np.log2(freqs[coded].astype(np.float64))).sum()
-        )
+        tokens, active = token_grid(ids, used, steps, start_id)
+        side = EncodingSide(tokens)
+        run_steps(self._schedule(loaded, used, steps, start_id), self._mixer(loaded, used, steps),
+                  active, start_id, side)
+        stream, self.last_ideal_bits = side.stream(active, self.scale_bits)
         payload = bytearray()
         _put_varint(payload, T)
-        payload += rans.encode(starts[coded], freqs[coded], self.scale_bits)
-        return bytes(payload)
+        return bytes(payload) + stream
 
-    @staticmethod
-    def _grid(ids: np.ndarray, used: int, steps: int, start_id: int):
-        """``(targets, active)``, each ``(used, steps)``: lane ``i`` codes row ``i``."""
-        grid = np.full(used * steps, start_id, dtype=np.int64)
-        grid[: len(ids)] = ids
-        active = np.zeros(used * steps, dtype=bool)
-        active[: len(ids)] = True
-        return grid.reshape(used, steps), active.reshape(used, steps)
+    def _mixer(self, loaded, lanes: int, steps: int):
+        from ..coding.cache_mix import TokenCacheMixer
+
+        return TokenCacheMixer(lanes, loaded.vocab_size, self.scale_bits, self.cache, steps)
 
     def decode_block(self, payload: bytes, size: int) -> bytes:
         """Decode an LLM payload back into ``size`` bytes.
@@ -739,23 +412,12 @@ class LanguageModelCodec(BlockCodec):
 
     def _decode_stream(self, loaded, stream: bytes, T: int, used: int,
                        steps: int) -> np.ndarray:
-        import torch
-
-        from ..coding.cache_mix import TokenCacheMixer
-        from ..coding.rans import RansDecoder
+        from .llm_steps import DecodingSide, run_steps
 
         start_id = self._start_id(loaded)
-        _, active = self._grid(np.zeros(T, dtype=np.int64), used, steps, start_id)
-        schedule = self._schedule(loaded, used, steps, start_id)
-        decoder = RansDecoder(stream)
-        out = np.empty((used, steps), dtype=np.int64)
-        mixer = TokenCacheMixer(used, loaded.vocab_size, self.scale_bits, self.cache, steps)
-        for t in range(steps):
-            cum = mixer.tables(schedule.logits(t))
-            symbols = decoder.decode_step(cum, active[:, t], self.scale_bits)
-            mixer.observe(symbols, active[:, t])
-            out[:, t] = np.where(active[:, t], symbols, start_id)
-            if t + 1 < steps:
-                schedule.inputs[:, t + 1] = torch.from_numpy(out[:, t]).to(loaded.device)
-        decoder.check_finished()
-        return out.reshape(-1)[:T]
+        _, active = token_grid(np.zeros(T, dtype=np.int64), used, steps, start_id)
+        side = DecodingSide(stream, self.scale_bits)
+        tokens = run_steps(self._schedule(loaded, used, steps, start_id),
+                           self._mixer(loaded, used, steps), active, start_id, side)
+        side.finish()
+        return tokens.reshape(-1)[:T]
