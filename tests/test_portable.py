@@ -343,3 +343,24 @@ def test_cuda_and_cpu_make_the_same_frame():
     assert llm_codecs.decompress(cuda) == data
     assert FrameReader(cuda, codec=LanguageModelCodec(lanes=8)).read() == data
     assert FrameReader(cpu, codec=LanguageModelCodec(lanes=8, device="cuda")).read() == data
+
+
+def test_numerics_travels_through_numcodecs_and_zarr(tmp_path):
+    import numcodecs
+    import zarr
+
+    text = read_head("canterbury/alice29.txt", 3000)
+    codec = numcodecs.get_codec({"id": "llm_codecs.llm", "numerics": "native",
+                                 "fallback": False, "lanes": 2})
+    assert codec.get_config()["numerics"] == "native"
+    frame = codec.encode(text)
+    assert "engine" not in FrameReader(bytes(frame)).header.fingerprint
+    assert bytes(codec.decode(frame)) == text
+    z = zarr.create_array(tmp_path / "a.zarr", shape=(len(text),), chunks=(len(text),),
+                          dtype="u1", compressors=[{"name": "llm_codecs.llm", "configuration":
+                                                    {"numerics": "portable", "fallback": False,
+                                                     "lanes": 2}}])
+    z[:] = np.frombuffer(text, dtype="u1")
+    stored = (tmp_path / "a.zarr" / "c" / "0").read_bytes()
+    assert FrameReader(stored).header.fingerprint["engine"] == ENGINE
+    assert bytes(zarr.open_array(tmp_path / "a.zarr", mode="r")[:]) == text

@@ -210,6 +210,8 @@ def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult,
         for hh in range(heads):
             kh = hh // G
             qb = hh * D
+            lane_keys = keys[r, kh]  # 2-D row views: the inner loops vectorize
+            lane_values = values[r, kh]
             amax = np.int64(0)
             for i in range(D):
                 if i < half:
@@ -224,24 +226,29 @@ def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult,
                 qq[i] = shift_round(qrot[i], e_q)
             zmax = np.int64(-(1 << 62))
             for j in range(n):
+                key = lane_keys[j]
                 dot = np.int64(0)
                 for i in range(D):
-                    dot += qq[i] * keys[r, kh, j, i]
-                z[j] = shift_round(dot * score_mult, 30 - e_q)
-                if z[j] > zmax:
-                    zmax = z[j]
+                    dot += qq[i] * np.int64(key[i])
+                zj = shift_round(dot * score_mult, 30 - e_q)
+                z[j] = zj
+                if zj > zmax:
+                    zmax = zj
             total = np.int64(0)
             for j in range(n):
                 t = zmax - z[j]
-                whole = min(t >> 12, 62)
-                p[j] = exp2[t & 4095] >> whole
-                total += p[j]
+                pj = exp2[t & 4095] >> min(t >> 12, 62)
+                p[j] = pj
+                total += pj
             inv = div_round(np.int64(1) << 45, total)
             for i in range(D):
                 acc[i] = 0
             for j in range(n):
                 pj = shift_round(p[j] * inv, 30)
+                if pj == 0:  # exact: adds nothing
+                    continue
+                value = lane_values[j]
                 for i in range(D):
-                    acc[i] += pj * values[r, kh, j, i]
+                    acc[i] += pj * np.int64(value[i])
             for i in range(D):
                 out[r, qb + i] = shift_round(acc[i], 15)

@@ -57,7 +57,7 @@ class CpuIntegerStep:
         self.keys = np.zeros(shape, dtype=np.int32)
         self.values = np.zeros(shape, dtype=np.int32)
         self.exp2 = exp2_table().numpy()
-        self.sigmoid = sigmoid_table().numpy()
+        self.sigmoid = sigmoid_table().numpy().astype(np.int32)  # Q15: half the cache lines
         self.layers = [(_Linear(lay.qkv), _Linear(lay.out), _Linear(lay.gate_up),
                         _Linear(lay.down), lay.eps_in, lay.eps_post) for lay in weights.layers]
         self.head = _Linear(weights.head)
