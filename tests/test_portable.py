@@ -330,6 +330,15 @@ def test_a_native_frame_from_another_machine_says_so(tmp_path):
     assert issubclass(NumericsMismatchError, llm_codecs.CorruptDataError)
 
 
+def test_a_portable_frame_says_nothing_about_its_device(recwarn):
+    # Made with device="cuda" (on the CPU where there is none: the same values), decoded here.
+    data = read_head("canterbury/alice29.txt", 2500)
+    frame = llm_codecs.compress(data, "llm", device="cuda", fallback=False, lanes=4)
+    assert FrameReader(frame).header.params["device"] == "cuda"
+    assert llm_codecs.decompress(frame) == data
+    assert not [w for w in recwarn if issubclass(w.category, llm_codecs.NumericsWarning)]
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_cuda_and_cpu_make_the_same_frame():

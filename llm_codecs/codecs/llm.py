@@ -259,11 +259,14 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
             import torch
 
             if not torch.cuda.is_available():
-                warnings.warn(
-                    f"frame was made on {self.device} but CUDA is not available: decoding on "
-                    "CPU, which will most likely fail its checksums",
-                    NumericsWarning, stacklevel=3,
-                )
+                # The portable engine computes the same values on the CPU; the float engine
+                # most likely does not (a native frame being decoded has _frame_numerics).
+                if self.numerics == "native" or self._frame_numerics is not None:
+                    warnings.warn(
+                        f"frame was made on {self.device} but CUDA is not available: decoding "
+                        "on CPU, which will most likely fail its checksums",
+                        NumericsWarning, stacklevel=3,
+                    )
                 return "cpu"
         return self.device
 
