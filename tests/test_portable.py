@@ -108,8 +108,11 @@ def random_model(family: str, kv_heads: int, vocab: int = 97):
     common = dict(vocab_size=vocab, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=kv_heads,
                   max_position_embeddings=64, initializer_range=0.3)
-    config = (transformers.LlamaConfig if family == "llama" else transformers.Qwen2Config)(
-        **common)
+    if family == "qwen3":
+        config = transformers.Qwen3Config(head_dim=12, **common)
+    else:
+        config = (transformers.LlamaConfig if family == "llama" else transformers.Qwen2Config)(
+            **common)
     torch.manual_seed(3)
     model = transformers.AutoModelForCausalLM.from_config(config).eval()
     with torch.no_grad():
@@ -124,7 +127,8 @@ def _run(step, ids, slots):
                         for t in range(ids.shape[1])], dim=1)
 
 
-@pytest.mark.parametrize(("family", "kv_heads"), [("llama", 4), ("llama", 2), ("qwen2", 1)])
+@pytest.mark.parametrize(("family", "kv_heads"), [("llama", 4), ("llama", 2), ("qwen2", 1),
+                                                  ("qwen3", 2)])
 def test_cpu_kernels_compute_the_reference_arithmetic(family, kv_heads):
     model = random_model(family, kv_heads)
     ids = torch.randint(0, 97, (3, 30), generator=torch.Generator().manual_seed(1))
@@ -203,6 +207,16 @@ def test_numerics_choice(tiny_models):
     assert LanguageModelCodec(step="transformers").resolved_numerics() == "native"
     assert LanguageModelCodec(step="lean").resolved_numerics() == "native"
     assert LanguageModelCodec(model=tiny_models["qwen2"]).resolved_numerics() == "portable"
+
+
+def test_a_qwen3_model_codes_portably(tmp_path):
+    from .tiny_models import build_model
+
+    qwen3 = str(build_model(tmp_path / "qwen3", "qwen3"))
+    data = read_head("canterbury/alice29.txt", 3000)
+    frame = llm_codecs.compress(data, "llm", model=qwen3, fallback=False, lanes=4)
+    assert FrameReader(frame).header.fingerprint["engine"] == ENGINE
+    assert llm_codecs.decompress(frame) == data
 
 
 def test_a_frame_asks_for_the_engine_that_made_it(tiny_models):

@@ -47,7 +47,8 @@ def train_tokenizer(vocab_size: int = 512, normalizer=None):
 
 def build_model(directory: Path, family: str = "gpt2", seed: int = 0,
                 vocab_size: int = 512, max_positions: int = 128, normalizer=None) -> Path:
-    """Save a random tiny model of ``family`` (``gpt2``, ``llama``, ``qwen2``) in ``directory``."""
+    """Save a random tiny model of ``family`` (``gpt2``, ``llama``, ``qwen2``, ``qwen3``) in
+    ``directory``."""
     import torch
     import transformers
 
@@ -67,6 +68,11 @@ def build_model(directory: Path, family: str = "gpt2", seed: int = 0,
         config = transformers.Qwen2Config(hidden_size=32, intermediate_size=64,
                                           num_hidden_layers=2, num_attention_heads=2,
                                           num_key_value_heads=1,
+                                          max_position_embeddings=max_positions, **common)
+    elif family == "qwen3":
+        config = transformers.Qwen3Config(hidden_size=32, intermediate_size=64,
+                                          num_hidden_layers=2, num_attention_heads=2,
+                                          num_key_value_heads=1, head_dim=16,
                                           max_position_embeddings=max_positions, **common)
     else:
         raise ValueError(family)

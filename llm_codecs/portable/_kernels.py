@@ -18,6 +18,7 @@ _OPTS = {"cache": True, "nogil": True, "boundscheck": False}
 ACT_LIMIT = 1 << 30
 RESIDUAL_LIMIT = 1 << 46
 KV_LIMIT = (1 << 24) - 1
+QKV_LIMIT = 1 << 40
 
 
 @numba.njit(inline="always", **_OPTS)
@@ -176,6 +177,29 @@ def silu_mul_quant(gate_up, sigmoid, work, xq, factor, sh):
         f, s = _quant_row(work[r], xq[r])
         factor[r] = f
         sh[r] = s
+
+
+@numba.njit(**_OPTS)
+def head_norm(qkv, first, count, D, gain, eps70):
+    """Qwen3's per-head RMSNorm, in place, of heads ``first .. first + count - 1`` of ``qkv``."""
+    for r in range(qkv.shape[0]):
+        for hh in range(first, first + count):
+            base = hh * D
+            amax = np.int64(0)
+            for i in range(D):
+                a = abs(qkv[r, base + i])
+                if a > amax:
+                    amax = a
+            sh = bit_length(amax) - 24
+            ss = np.int64(0)
+            for i in range(D):
+                v = shift_floor(qkv[r, base + i], sh)
+                ss += v * v
+            ms = ss // D + shift_round(np.int64(eps70), max(2 * sh + 38, 0))
+            rms = max(isqrt(ms), np.int64(1))
+            for i in range(D):
+                y = div_round(shift_floor(qkv[r, base + i], sh) * gain[i], rms)
+                qkv[r, base + i] = min(max(y, -QKV_LIMIT), QKV_LIMIT)
 
 
 @numba.njit(**_OPTS)

@@ -60,6 +60,9 @@ class CpuIntegerStep:
         self.sigmoid = sigmoid_table().numpy().astype(np.int32)  # Q15: half the cache lines
         self.layers = [(_Linear(lay.qkv), _Linear(lay.out), _Linear(lay.gate_up),
                         _Linear(lay.down), lay.eps_in, lay.eps_post) for lay in weights.layers]
+        self.qk_norms = [None if lay.qk_norm is None else
+                         (lay.qk_norm[0].numpy(), lay.qk_norm[1].numpy(), lay.qk_norm[2])
+                         for lay in weights.layers]
         self.head = _Linear(weights.head)
         d = weights.embed.shape[1]
         H, K, D = weights.heads, weights.kv_heads, weights.head_dim
@@ -89,6 +92,10 @@ class CpuIntegerStep:
             k.norm_quant(h, eps_in, xq, factor)
             k.linear_norm_out(qkv.acc(xq), qkv.mult, qkv.shift, factor, qkv.bias, _QKV_LIMIT,
                               self._qkv)
+            if self.qk_norms[i] is not None:
+                gain_q, gain_k, eps = self.qk_norms[i]
+                k.head_norm(self._qkv, 0, w.heads, w.head_dim, gain_q, eps)
+                k.head_norm(self._qkv, w.heads, w.kv_heads, w.head_dim, gain_k, eps)
             k.attention(self._qkv, cos, sin, self.keys[i], self.values[i], slot, n, w.heads,
                         w.kv_heads, w.score_mult, self.exp2, self._att)
             xa = self._xq[:lanes, : self._att.shape[1]]

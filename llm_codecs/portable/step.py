@@ -106,6 +106,17 @@ def _to_int8(a_s: torch.Tensor, amax_s: torch.Tensor) -> torch.Tensor:
     return shift_round(a_s * inv, 40).to(torch.int8)
 
 
+def _head_norm(x: torch.Tensor, gain: torch.Tensor, eps: int) -> torch.Tensor:
+    """Qwen3's per-head RMSNorm of Q16 vectors ``(..., D)`` with a Q16 ``gain``: Q16."""
+    amax = x.abs().amax(dim=-1, keepdim=True)
+    sh = bit_length(amax) - 24
+    xs = shift_floor(x, sh)
+    ms = torch.div((xs * xs).sum(dim=-1, keepdim=True), x.shape[-1], rounding_mode="floor")
+    ms = ms + shift_round(torch.full_like(sh, eps), (2 * sh + 38).clamp_(min=0))
+    rms = isqrt(ms).clamp_(min=1)
+    return _div_round(xs * gain, rms).clamp_(-_QKV_LIMIT, _QKV_LIMIT)
+
+
 def _linear_norm(xq: torch.Tensor, factor: torch.Tensor, lin: IntLinear, shift_norm):
     """Q16 output of ``lin`` on a row cut by :func:`_norm_quant`."""
     u = shift_round(int8_matmul(xq, lin.weight_t).to(torch.int64) * lin.mult, 15)
@@ -204,6 +215,11 @@ class IntegerLlamaStep:
             xq, factor = _norm_quant(h, layer.eps_in)
             qkv = _linear_norm(xq, factor, layer.qkv, qkv_shift).clamp_(-_QKV_LIMIT, _QKV_LIMIT)
             qkv = qkv.view(lanes, H + 2 * K, D)
+            if layer.qk_norm is not None:
+                gain_q, gain_k, eps = layer.qk_norm
+                qkv = torch.cat((_head_norm(qkv[:, :H], gain_q, eps),
+                                 _head_norm(qkv[:, H : H + K], gain_k, eps), qkv[:, H + K :]),
+                                dim=1)
             qk = self._rotate(qkv[:, : H + K], cos, sin)
             kv_new = shift_round(torch.cat((qk[:, H:], qkv[:, H + K :]), dim=1), 4)
             kv_new = kv_new.clamp_(-_KV_LIMIT, _KV_LIMIT).to(torch.float64)

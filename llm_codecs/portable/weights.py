@@ -28,8 +28,8 @@ from .arith import decimal_constant, fixed
 __all__ = ["IntLinear", "IntModel", "integer_model", "portable_support"]
 
 #: Model types whose blocks the engine computes: RMSNorm, rotary attention with grouped KV
-#: heads (and Qwen2's QKV biases), SwiGLU MLP.
-MODEL_TYPES = frozenset({"llama", "mistral", "qwen2"})
+#: heads (and Qwen2's QKV biases, Qwen3's per-head query and key norms), SwiGLU MLP.
+MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 #: Widest matrix input: every int8 GEMM sum stays below 2**28 (``docs/format.md``).
 MAX_INNER = 1 << 14
 MAX_HEAD_DIM = 256
@@ -69,6 +69,9 @@ class IntLayer:
     down: IntLinear
     eps_in: int
     eps_post: int
+    #: Qwen3: per-head RMSNorm of queries and keys before the rotary embedding:
+    #: ``(query gain, key gain, eps)``, the gains Q16 ``(head_dim,)``.
+    qk_norm: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -98,9 +101,15 @@ def portable_support(model: Any) -> str | None:
 
     cfg = getattr(model, "config", None)
     kind = getattr(cfg, "model_type", None)
-    if kind not in MODEL_TYPES or not supports(model):
-        return (f"the portable engine runs Llama-family models (Llama, Mistral, Qwen2, SmolLM); "
-                f"this one is {kind!r} ({type(model).__name__})")
+    family = f"this one is {kind!r} ({type(model).__name__})"
+    if kind not in MODEL_TYPES:
+        return ("the portable engine runs Llama-family models (Llama, Mistral, Qwen2, Qwen3, "
+                f"SmolLM); {family}")
+    if kind == "qwen3":
+        if not _qwen3_like(model):
+            return "this Qwen3 model's blocks are not the ones the portable engine computes"
+    elif not supports(model):
+        return f"this model's blocks are not the ones the portable engine computes; {family}"
     if _rope_theta(cfg) is None:
         return "the portable engine supports only the default (unscaled) rotary embedding"
     inner = model.model
@@ -117,6 +126,22 @@ def portable_support(model: Any) -> str | None:
     if not 0.0 <= eps < 2 ** -7:
         return f"rms_norm_eps {eps} is not supported by the portable engine"
     return None
+
+
+def _qwen3_like(model: Any) -> bool:
+    """Qwen3: Llama blocks plus per-head query/key RMSNorms, full attention in every layer."""
+    cfg = model.config
+    if getattr(cfg, "hidden_act", None) != "silu" or getattr(cfg, "attention_bias", False):
+        return False
+    if getattr(cfg, "use_sliding_window", False) or getattr(cfg, "mlp_bias", False):
+        return False
+    if any(kind != "full_attention" for kind in (getattr(cfg, "layer_types", None) or [])):
+        return False
+    inner = getattr(model, "model", None)
+    if inner is None or not hasattr(inner, "layers") or not hasattr(model, "lm_head"):
+        return False
+    return all(hasattr(layer.self_attn, "q_norm") and hasattr(layer.self_attn, "k_norm")
+               for layer in inner.layers)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -189,13 +214,17 @@ def integer_model(model: Any, device="cpu") -> IntModel:
         if att.q_proj.bias is not None:
             qkv_b = np.concatenate([_np(p.bias) for p in projections])
         gate_up = np.concatenate([_np(mlp.gate_proj.weight), _np(mlp.up_proj.weight)])
+        qk_norm = None
+        if hasattr(att, "q_norm"):
+            qk_norm = (_q16(att.q_norm.weight, device), _q16(att.k_norm.weight, device),
+                       _eps(att.q_norm.variance_epsilon))
         layers.append(IntLayer(
             _linear(qkv_w, g_in, qkv_b, device), _linear(_np(att.o_proj.weight), None, None,
                                                          device),
             _linear(gate_up, g_post, None, device), _linear(_np(mlp.down_proj.weight), None,
                                                             None, device),
             _eps(layer.input_layernorm.variance_epsilon),
-            _eps(layer.post_attention_layernorm.variance_epsilon),
+            _eps(layer.post_attention_layernorm.variance_epsilon), qk_norm,
         ))
     embed = torch.from_numpy(np.rint(_np(inner.embed_tokens.weight) * 65536.0).astype(np.int64))
     head = _linear(_np(model.lm_head.weight), _np(inner.norm.weight), None, device)
@@ -208,3 +237,7 @@ def integer_model(model: Any, device="cpu") -> IntModel:
     )
     per_model[key] = built
     return built
+
+
+def _q16(t: torch.Tensor, device) -> torch.Tensor:
+    return torch.from_numpy(np.rint(_np(t) * 65536.0).astype(np.int64)).to(device)
