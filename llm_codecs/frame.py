@@ -361,7 +361,9 @@ class FrameReader:
         serialised by a lock, so one reader can serve several threads.
     codec : BlockCodec, optional
         A codec to decode with, e.g. one whose model is already loaded. By default one is built
-        from the header. Either way its fingerprint check runs before any block is decoded.
+        from the header. Either way its fingerprint check runs before any block is decoded,
+        when a block needs the codec itself (an llm frame whose blocks all fell back to LZ77
+        needs no model, and none is loaded).
     """
 
     def __init__(self, source, codec: BlockCodec | None = None):
@@ -381,7 +383,12 @@ class FrameReader:
         self.blocks = self._read_index(header_end, total)
         self.size = sum(e.size for e in self.blocks)
         codec = codec if codec is not None else self._make_codec()
-        self.codec = codec.bind(self.header.fingerprint)
+        if any(entry.method == codec.method_id for entry in self.blocks):
+            # Checked before any work: another model is refused here, not after a block.
+            codec = codec.bind(self.header.fingerprint)
+        # A frame whose blocks are all classic or stored needs nothing the fingerprint names
+        # (an llm frame kept entirely as LZ77 decodes, and opens, without loading the model).
+        self.codec = codec
 
     def _read_at(self, offset: int, n: int) -> bytes:
         if self._buffer is not None:

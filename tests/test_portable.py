@@ -219,6 +219,23 @@ def test_a_qwen3_model_codes_portably(tmp_path):
     assert llm_codecs.decompress(frame) == data
 
 
+def test_an_llm_frame_of_classic_blocks_needs_no_model(tmp_path):
+    import io
+    import shutil
+
+    from .tiny_models import build_model
+
+    model = build_model(tmp_path / "gone", "llama")
+    data = bytes(range(256)) * 40  # binary: every block goes to LZ77
+    out = io.BytesIO()
+    llm_codecs.compress_stream(io.BytesIO(data), out, "llm", model=str(model), block_size=4096)
+    frame = out.getvalue()
+    reader = FrameReader(frame)
+    assert reader.header.codec == "llm" and {b.method for b in reader.blocks} == {2}
+    shutil.rmtree(model)
+    assert llm_codecs.decompress(frame) == data
+
+
 def test_a_frame_asks_for_the_engine_that_made_it(tiny_models):
     data = b"the engine is part of the frame " * 20
     llama = tiny_models["llama"]
