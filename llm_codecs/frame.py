@@ -187,6 +187,8 @@ class FrameHeader:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptDataError(f"malformed frame header: {exc}") from None
+        except RecursionError:  # JSON nested deeper than the interpreter recurses
+            raise CorruptDataError("malformed frame header: JSON nested too deeply") from None
         if (
             not isinstance(header.codec, str)
             or not isinstance(header.params, dict)

@@ -286,3 +286,12 @@ def test_forged_deflated_headers_are_refused(body):
     for flags in (3, 5, 0x80):
         with pytest.raises(CorruptDataError, match="flags"):
             FrameReader(_frame_with_header_body(b"{}", flags, rest))
+
+
+def test_deeply_nested_header_json_is_corrupt_data_not_recursion():
+    rest = llm_codecs.compress(TEXT, "zlib-test")
+    body = b"[" * 30000 + b"]" * 30000
+    with pytest.raises(CorruptDataError, match="nested"):
+        FrameReader(_frame_with_header_body(body, 0, rest))
+    with pytest.raises(CorruptDataError):
+        llm_codecs.decompress(_frame_with_header_body(body, 0, rest))

@@ -107,3 +107,12 @@ def test_fresh_interpreter_does_not_import_package_until_asked():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("config", [
+    {"id": "llm_codecs.lz77", "foo": 1},
+    {"id": "llm_codecs.huffman", "level": 5},
+])
+def test_unknown_parameters_are_codec_errors(config):
+    with pytest.raises(CodecError, match=config["id"]):
+        numcodecs.get_codec(config)

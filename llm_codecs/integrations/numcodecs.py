@@ -58,6 +58,15 @@ class _FrameCodec(Codec):
             out = ensure_contiguous_ndarray(out)
         return ndarray_copy(decompress(frame), out)
 
+    @classmethod
+    def from_config(cls, config: dict):
+        """Build from a configuration; unknown or bad parameters raise :class:`CodecError`."""
+        config = {k: v for k, v in config.items() if k != "id"}
+        try:
+            return cls(**config)
+        except TypeError as exc:
+            raise CodecError(f"bad configuration for codec {cls.codec_id!r}: {exc}") from None
+
     def __reduce__(self):
         config = self.get_config()
         config.pop("id")
