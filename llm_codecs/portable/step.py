@@ -19,7 +19,6 @@ The logits leave as float32 (``int / 2**16``, correctly rounded), for the codec'
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .arith import (
@@ -234,8 +233,3 @@ class IntegerLlamaStep:
         xq, factor = _norm_quant(h, w.eps_final)
         logits = _linear_norm(xq, factor, w.head, self._head_shift)
         return logits.to(torch.float64).mul_(2.0 ** -16).to(torch.float32)
-
-
-def as_numpy_logits(logits: torch.Tensor) -> np.ndarray:
-    """Host float32 copy (for tests)."""
-    return logits.detach().cpu().numpy()
