@@ -29,13 +29,9 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT.parent / "shared" / "corpus" / "bench"
-TEXT_SET = [
-    "canterbury/alice29.txt", "canterbury/asyoulik.txt", "canterbury/lcet10.txt",
-    "canterbury/plrabn12.txt", "canterbury_large/bible.txt", "silesia/dickens",
-    "misc/wikitext2.test.tokens", "misc/tinyshakespeare.txt",
-]
+from llm import BENCH, ROOT, TEXT_SET  # benchmarks/llm.py: the same files, one list
+
+from llm_codecs.models.loading import cpu_facts
 
 _RUNNER = textwrap.dedent("""
     import json, sys, time
@@ -102,7 +98,7 @@ def main() -> None:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
 
     print(f"Commit {head} against {args.baseline}; {platform.machine()}, "
-          f"{_cpu()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; first "
+          f"{cpu_facts()['cpu']}, {os.cpu_count()} CPUs, Python {platform.python_version()}; first "
           f"{args.bytes:,} bytes of each file, 64 KiB blocks, default settings; speed: the "
           f"fastest of {args.repeat} runs.\n")
     print("| file | bytes | portable bpb | native bpb | portable / native | "
@@ -120,17 +116,6 @@ def main() -> None:
               f"{kb / p['compress_s']:.1f} | {o['compress_s'] / p['compress_s']:.2f}x | "
               f"{kb / o['decompress_s']:.1f} -> {kb / p['decompress_s']:.1f} | "
               f"{o['decompress_s'] / p['decompress_s']:.2f}x | {bpb(o):.3f} |")
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -16,26 +16,12 @@ transformers = pytest.importorskip("transformers")
 
 from llm_codecs.models.llama_step import LlamaStep, supports  # noqa: E402
 
-
-def random_model(family: str, kv_heads: int):
-    """A random model with weights large enough that its logits are far from uniform."""
-    common = dict(vocab_size=97, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=kv_heads,
-                  max_position_embeddings=64, initializer_range=0.3)
-    config = (transformers.LlamaConfig if family == "llama" else transformers.Qwen2Config)(
-        **common)
-    torch.manual_seed(3)
-    model = transformers.AutoModelForCausalLM.from_config(config).eval()
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith("bias") or "norm" in name:
-                param.normal_(1.0 if "norm" in name else 0.0, 0.3)  # untrained biases are 0
-    return model
+from .tiny_models import random_llama_family  # noqa: E402
 
 
 @pytest.mark.parametrize(("family", "kv_heads"), [("llama", 4), ("llama", 2), ("qwen2", 1)])
 def test_lean_steps_compute_what_transformers_computes(family, kv_heads):
-    model = random_model(family, kv_heads)
+    model = random_llama_family(family, kv_heads)
     ids = torch.randint(0, 97, (3, 40), generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         expected = model(ids).logits
@@ -48,7 +34,7 @@ def test_lean_steps_compute_what_transformers_computes(family, kv_heads):
 def test_a_ring_cache_is_a_sliding_window_at_every_layer():
     # Each token attends, at every layer, to the latest `slots` tokens, whose keys were computed
     # under the same window: transformers' forward with a banded causal mask.
-    model = random_model("llama", 2)
+    model = random_llama_family("llama", 2)
     slots, length = 8, 30
     ids = torch.randint(0, 97, (2, length), generator=torch.Generator().manual_seed(2))
     i = torch.arange(length)
@@ -68,7 +54,7 @@ def test_only_models_it_computes_exactly_are_supported(tiny_models):
               for f, d in tiny_models.items()}
     assert supports(loaded["llama"]) and supports(loaded["qwen2"])
     assert not supports(loaded["gpt2"])
-    scaled = random_model("llama", 4)
+    scaled = random_llama_family("llama", 4)
     scaled.config.rope_parameters = {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e4}
     assert not supports(scaled)
 

@@ -20,7 +20,8 @@ from llm_codecs import CodecError, ModelMismatchError, NumericsMismatchError
 from llm_codecs.codecs.llm import LanguageModelCodec
 from llm_codecs.frame import FrameReader
 
-from .helpers import read_head
+from .helpers import bench_ids, read_head
+from .tiny_models import random_llama_family
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -103,25 +104,6 @@ def test_int8_matmul_is_exact_on_every_path(m, k, n):
 
 # -- the forward ---------------------------------------------------------------------------------
 
-def random_model(family: str, kv_heads: int, vocab: int = 97):
-    """A random Llama-family model with weights large enough that its logits are far from flat."""
-    common = dict(vocab_size=vocab, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=kv_heads,
-                  max_position_embeddings=64, initializer_range=0.3)
-    if family == "qwen3":
-        config = transformers.Qwen3Config(head_dim=12, **common)
-    else:
-        config = (transformers.LlamaConfig if family == "llama" else transformers.Qwen2Config)(
-            **common)
-    torch.manual_seed(3)
-    model = transformers.AutoModelForCausalLM.from_config(config).eval()
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith("bias") or "norm" in name:
-                param.normal_(1.0 if "norm" in name else 0.0, 0.3)
-    return model
-
-
 def _run(step, ids, slots):
     return torch.stack([step.step(ids[:, t], t, slot=t % slots, filled=min(t + 1, slots))
                         for t in range(ids.shape[1])], dim=1)
@@ -130,7 +112,7 @@ def _run(step, ids, slots):
 @pytest.mark.parametrize(("family", "kv_heads"), [("llama", 4), ("llama", 2), ("qwen2", 1),
                                                   ("qwen3", 2)])
 def test_cpu_kernels_compute_the_reference_arithmetic(family, kv_heads):
-    model = random_model(family, kv_heads)
+    model = random_llama_family(family, kv_heads)
     ids = torch.randint(0, 97, (3, 30), generator=torch.Generator().manual_seed(1))
     weights = integer_model(model)
     reference = _run(IntegerLlamaStep(weights, 3, 8, positions=30), ids, 8)
@@ -147,7 +129,7 @@ def test_cpu_kernels_compute_the_reference_arithmetic(family, kv_heads):
 
 
 def test_a_lane_does_not_depend_on_the_others():
-    model = random_model("llama", 2)
+    model = random_llama_family("llama", 2)
     ids = torch.randint(0, 97, (5, 12), generator=torch.Generator().manual_seed(4))
     weights = integer_model(model)
     together = _run(CpuIntegerStep(weights, 5, 4, positions=12), ids, 4)
@@ -207,6 +189,26 @@ def test_numerics_choice(tiny_models):
     assert LanguageModelCodec(step="transformers").resolved_numerics() == "native"
     assert LanguageModelCodec(step="lean").resolved_numerics() == "native"
     assert LanguageModelCodec(model=tiny_models["qwen2"]).resolved_numerics() == "portable"
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(data=st.binary(max_size=400) | st.text(max_size=200).map(str.encode))
+def test_hypothesis_bytes_round_trip_portably(tiny_models, data):
+    frame = llm_codecs.compress(data, "llm", model=tiny_models["llama"], fallback=False,
+                                block_size=256, lanes=3, context=16)
+    if data:
+        assert FrameReader(frame).header.fingerprint["engine"] == ENGINE
+    assert llm_codecs.decompress(frame) == data
+
+
+@pytest.mark.parametrize("rel", bench_ids())
+def test_bench_slices_round_trip_portably(tiny_models, rel):
+    data = read_head(rel, 1 << 20)
+    start = len(data) // 3
+    data = data[start : start + 700]
+    frame = llm_codecs.compress(data, "llm", model=tiny_models["qwen2"], fallback=False,
+                                lanes=2)
+    assert llm_codecs.decompress(frame) == data
 
 
 def test_a_qwen3_model_codes_portably(tmp_path):

@@ -82,3 +82,26 @@ def build_model(directory: Path, family: str = "gpt2", seed: int = 0,
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def random_llama_family(family: str, kv_heads: int):
+    """A random ``llama``, ``qwen2`` or ``qwen3`` model (not saved) whose weights are large
+    enough that its logits are far from uniform."""
+    import torch
+    import transformers
+
+    common = dict(vocab_size=97, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=kv_heads,
+                  max_position_embeddings=64, initializer_range=0.3)
+    if family == "qwen3":
+        config = transformers.Qwen3Config(head_dim=12, **common)
+    else:
+        config = (transformers.LlamaConfig if family == "llama" else transformers.Qwen2Config)(
+            **common)
+    torch.manual_seed(3)
+    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("bias") or "norm" in name:
+                param.normal_(1.0 if "norm" in name else 0.0, 0.3)  # untrained biases are 0
+    return model
