@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .codecs import BlockCodec, make_codec
 from .frame import FrameReader, FrameWriter
+from .strings import strings_hint, text_view
 
 #: Codec used when none is named: the LLM codec with the embedded default model.
 DEFAULT_CODEC = "llm"
@@ -26,7 +27,12 @@ def _as_bytes_view(data) -> memoryview:
 
 
 def compress(
-    data, codec: str | BlockCodec = DEFAULT_CODEC, *, block_size: int | None = None, **params
+    data,
+    codec: str | BlockCodec = DEFAULT_CODEC,
+    *,
+    block_size: int | None = None,
+    strings: Any = "auto",
+    **params,
 ) -> bytes:
     """Compress ``data`` into a self-describing LLMZ frame.
 
@@ -39,6 +45,16 @@ def compress(
     block_size : int, optional
         Original bytes per independently coded block: the unit of random access and
         parallelism. The codec's default when omitted.
+    strings : str, numpy dtype or None
+        Whether ``data`` is a chunk of strings, for codecs that model text (``"llm"``). Such a
+        chunk is coded as its items, one per line, and the frame records how to rebuild the
+        chunk exactly (:mod:`llm_codecs.strings`): NUL padding, UTF-32 and length prefixes
+        would otherwise hide the text from the model. ``"auto"`` (default): a numpy array of
+        an ``S`` or ``U`` dtype is such a chunk, and bytes in numcodecs' variable-length
+        encoding (``VLenUTF8``, ``VLenBytes``, zarr's ``vlen-utf8``) are recognised. A numpy
+        dtype (``"S200"``, ``"<U50"``, ``object``) or ``"vlen"`` says what ``data`` holds;
+        None codes the bytes as they are. Data that is not what the argument says is coded as
+        it is.
     **params
         Codec parameters, e.g. ``level=9`` for ``"lz77"``.
 
@@ -54,11 +70,19 @@ def compress(
     CodecError
         Unknown codec, bad parameter or block size.
     """
+    hint = strings_hint(strings, data)
     view = _as_bytes_view(data)
     out = io.BytesIO()
     coder = _resolve(codec, params)
-    with FrameWriter(out, coder, block_size) as writer:
-        writer.write(view)
+    view_of_strings = text_view(view, hint) if coder.models_text else None
+    if view_of_strings is None:
+        with FrameWriter(out, coder, block_size) as writer:
+            writer.write(view)
+    else:
+        layout, text = view_of_strings
+        with FrameWriter(out, coder, block_size, layout=layout,
+                         original_size=len(view)) as writer:
+            writer.write(text)
     frame = out.getvalue()
     # A model frame that is not smaller than its fallback's plain frame (the model coded no
     # block, or its header outweighs what it saved on a small input) becomes that plain frame:

@@ -29,7 +29,7 @@ from . import __version__
 from .api import DEFAULT_CODEC, compress, compress_stream, decompress, decompress_stream
 from .codecs import _REGISTRY, METHOD_STORED, BlockCodec, codec_class, codec_names, make_codec
 from .errors import CodecError
-from .frame import FOOTER_MAGIC, FOOTER_SIZE, FORMAT_VERSION, FrameReader, check_block_size
+from .frame import FOOTER_MAGIC, FOOTER_SIZE, FrameReader, check_block_size
 
 PROG = "llm-codecs"
 SUFFIX = ".llmz"
@@ -525,7 +525,7 @@ def _extract_range(src: BinaryIO, out: BinaryIO, offset: int, size: int | None, 
     reader = FrameReader(src)
     stop = reader.size if size is None else min(reader.size, offset + size)
     bar.reset(total=max(0, stop - offset))
-    bs = reader.header.block_size
+    bs = reader.unit_size
     position = offset
     # One block-aligned piece at a time: each block is decoded once and memory stays bounded.
     while position < stop:
@@ -657,7 +657,7 @@ def _describe_frame(name: str, reader: FrameReader, verbose: bool) -> list[str]:
         f"  codec:          {h.codec}",
         f"  params:         {json.dumps(h.params, sort_keys=True)}",
         f"  block size:     {h.block_size:,} bytes ({_human(h.block_size)})",
-        f"  format version: {FORMAT_VERSION}",
+        f"  format version: {h.version}",
         f"  fingerprint:    {fingerprint}",
         f"  original size:  {reader.size:,} bytes",
         f"  frame size:     {reader.frame_size:,} bytes",
@@ -665,6 +665,11 @@ def _describe_frame(name: str, reader: FrameReader, verbose: bool) -> list[str]:
         f"  bits per byte:  {bpb}",
         f"  blocks:         {len(reader.blocks)}" + (f" ({per_method})" if per_method else ""),
     ]
+    if h.layout is not None:
+        width = f", {h.layout.itemsize} bytes per item" if h.layout.itemsize else ""
+        lines.insert(6, f"  strings:        {h.layout.kind}{width}, coded as "
+                        f"{reader.stored_size:,} bytes of text, separator "
+                        f"{h.layout.separator:#04x}")
     if verbose and reader.blocks:
         lines.append(f"  {'block':>7} {'offset':>14} {'compressed':>12} {'original':>12}  method")
         lines += [

@@ -19,10 +19,18 @@ from typing import Any, BinaryIO
 
 from .codecs import METHOD_STORED, BlockCodec, make_codec
 from .errors import CodecError, CorruptDataError, ModelMismatchError, NumericsMismatchError
+from .strings import StringLayout
 
 MAGIC = b"LLMZ"
 FOOTER_MAGIC = b"ZMLL"
+#: Version of frames whose blocks hold the original bytes (every frame without a string layout).
 FORMAT_VERSION = 1
+#: Version of frames whose blocks hold the text view of a chunk of strings, restored through the
+#: header's ``layout`` (:mod:`llm_codecs.strings`). A reader that predates it refuses such a
+#: frame instead of returning the text view as if it were the data.
+FORMAT_VERSION_STRINGS = 2
+#: Every version this build reads.
+READABLE_VERSIONS = (FORMAT_VERSION, FORMAT_VERSION_STRINGS)
 
 #: magic, version, flags, length of the JSON header that follows.
 _PREAMBLE = struct.Struct("<4sBBI")
@@ -77,24 +85,43 @@ HEADER_DICTIONARY_2 = HEADER_DICTIONARY + (
     b'"lanes":96,"model":"default","numerics":"auto","revision":null,"scale_bits":28,'
     b'"step":"auto","threads":1}}'
 )
+#: Header flag: raw deflate primed with :data:`HEADER_DICTIONARY_3`; written for frames of
+#: strings (version 2), whose headers also carry a ``layout``.
+FLAG_DICTIONARY_3 = 0x08
+#: The preset dictionary of :data:`FLAG_DICTIONARY_3` headers (part of the format, never to
+#: change): the second dictionary, then the default model's header with each kind of layout.
+HEADER_DICTIONARY_3 = HEADER_DICTIONARY_2 + b"".join(
+    b'{"block_size":65536,"codec":"llm","fingerprint":{"coder":"rans64-shared",'
+    b'"engine":"int8-v1","model":{"name":"default","revision":null,"sha256":'
+    b'"0221751d61cd6556bca462f7d6e03ba01efccc5ff6dc7d8a2ca383f130f2dd9f"}},"layout":'
+    + layout
+    + b',"params":{"cache":true,"context":64,"device":"cpu","dtype":"float32",'
+    b'"fallback":true,"lanes":96,"model":"default","numerics":"auto","revision":null,'
+    b'"scale_bits":28,"step":"auto","threads":1}}'
+    for layout in (
+        b'{"kind":"vlen","separator":10}',
+        b'{"itemsize":400,"kind":"fixed-utf32le","separator":10}',
+        b'{"itemsize":100,"kind":"fixed-bytes","separator":10}',
+    )
+)
+_DICTIONARIES = {FLAG_DICTIONARY: HEADER_DICTIONARY, FLAG_DICTIONARY_2: HEADER_DICTIONARY_2,
+                 FLAG_DICTIONARY_3: HEADER_DICTIONARY_3}
 #: Largest block size any frame may declare (and so the most one block decode allocates).
 MAX_BLOCK_SIZE = 64 << 20
 MIN_FRAME_SIZE = _PREAMBLE.size + 2 + _CRC.size + FOOTER_SIZE
 
 
-def _deflate_header(body: bytes) -> bytes:
-    """``body`` as raw deflate primed with :data:`HEADER_DICTIONARY_2`."""
+def _deflate_header(body: bytes, flag: int) -> bytes:
+    """``body`` as raw deflate primed with the dictionary of header flag ``flag``."""
     deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY,
-                                HEADER_DICTIONARY_2)
+                                _DICTIONARIES[flag])
     return deflater.compress(body) + deflater.flush()
 
 
 def _inflate_header(body: bytes, flags: int) -> bytes:
     """The deflated header JSON, refusing more than :data:`MAX_HEADER_JSON` bytes of it."""
-    if flags == FLAG_DICTIONARY:
-        inflater = zlib.decompressobj(-15, zdict=HEADER_DICTIONARY)
-    elif flags == FLAG_DICTIONARY_2:
-        inflater = zlib.decompressobj(-15, zdict=HEADER_DICTIONARY_2)
+    if flags in _DICTIONARIES:
+        inflater = zlib.decompressobj(-15, zdict=_DICTIONARIES[flags])
     else:
         inflater = zlib.decompressobj()
     try:
@@ -124,31 +151,40 @@ class FrameHeader:
         Original bytes per block; every block but the last holds exactly this many.
     fingerprint : dict or None
         Identity facts the decoder must match (model hash, numerics), codec-defined.
+    layout : StringLayout or None
+        How the blocks' text is restored to a chunk of strings (format version 2), or None
+        when the blocks hold the original bytes.
     """
 
     codec: str
     params: dict[str, Any]
     block_size: int
     fingerprint: dict[str, Any] | None = None
+    layout: StringLayout | None = None
+
+    @property
+    def version(self) -> int:
+        """The format version this header is written with: the lowest that can express it."""
+        return FORMAT_VERSION if self.layout is None else FORMAT_VERSION_STRINGS
 
     def to_bytes(self) -> bytes:
         """Serialise the header (preamble, JSON, CRC-32)."""
-        body = json.dumps(
-            {
-                "codec": self.codec,
-                "params": self.params,
-                "block_size": self.block_size,
-                "fingerprint": self.fingerprint,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        ).encode()
+        fields = {
+            "codec": self.codec,
+            "params": self.params,
+            "block_size": self.block_size,
+            "fingerprint": self.fingerprint,
+        }
+        if self.layout is not None:
+            fields["layout"] = self.layout.to_json()
+        body = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
         if len(body) > MAX_HEADER_JSON:
             raise CodecError(f"frame header too large ({len(body)} bytes)")
-        flags, deflated = 0, _deflate_header(body)
+        flag = FLAG_DICTIONARY_2 if self.layout is None else FLAG_DICTIONARY_3
+        flags, deflated = 0, _deflate_header(body, flag)
         if len(deflated) < len(body):
-            flags, body = FLAG_DICTIONARY_2, deflated
-        head = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, flags, len(body)) + body
+            flags, body = flag, deflated
+        head = _PREAMBLE.pack(MAGIC, self.version, flags, len(body)) + body
         return head + _CRC.pack(_crc(head))
 
     @classmethod
@@ -160,11 +196,12 @@ class FrameHeader:
         magic, version, flags, json_len = _PREAMBLE.unpack(preamble)
         if magic != MAGIC:
             raise CorruptDataError("not an LLMZ frame (bad magic)")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise CorruptDataError(
-                f"unsupported LLMZ format version {version} (this build reads {FORMAT_VERSION})"
+                f"unsupported LLMZ format version {version} (this build reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}; a newer llm_codecs may read it)"
             )
-        if flags not in (0, FLAG_DEFLATED, FLAG_DICTIONARY, FLAG_DICTIONARY_2):
+        if flags not in (0, FLAG_DEFLATED, *_DICTIONARIES):
             raise CorruptDataError(f"unknown header flags {flags:#x}")
         end = _PREAMBLE.size + json_len + _CRC.size
         if json_len > MAX_HEADER_JSON or end + FOOTER_SIZE > total:
@@ -179,12 +216,20 @@ class FrameHeader:
             body = _inflate_header(body, flags)
         try:
             fields = json.loads(body)
+            if ("layout" in fields) != (version == FORMAT_VERSION_STRINGS):
+                raise CorruptDataError(
+                    f"malformed frame header: a string layout goes with version "
+                    f"{FORMAT_VERSION_STRINGS} exactly"
+                )
             header = cls(
                 codec=fields["codec"],
                 params=fields["params"],
                 block_size=fields["block_size"],
                 fingerprint=fields.get("fingerprint"),
+                layout=StringLayout.from_json(fields["layout"]) if "layout" in fields else None,
             )
+        except CorruptDataError:
+            raise
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptDataError(f"malformed frame header: {exc}") from None
         except RecursionError:  # JSON nested deeper than the interpreter recurses
@@ -268,6 +313,12 @@ class FrameWriter:
         How many full blocks to hand to :meth:`BlockCodec.encode_blocks` at once; by default
         the codec's :attr:`~llm_codecs.codecs.BlockCodec.workers` (the LLM codec codes that many
         blocks in parallel threads).
+    layout : StringLayout, optional
+        The bytes written are the text view of a chunk of strings with this layout (see
+        :func:`llm_codecs.strings.text_view`); the frame is then version 2 and its footer
+        records ``original_size``, the chunk's size, which the reader restores.
+    original_size : int, optional
+        Required with ``layout``.
     """
 
     def __init__(
@@ -276,7 +327,12 @@ class FrameWriter:
         codec: BlockCodec,
         block_size: int | None = None,
         batch_blocks: int | None = None,
+        *,
+        layout: StringLayout | None = None,
+        original_size: int | None = None,
     ):
+        if (layout is None) != (original_size is None):
+            raise ValueError("layout and original_size go together")
         self._out = fileobj
         self._codec = codec
         self.block_size = check_block_size(codec, block_size)
@@ -288,7 +344,10 @@ class FrameWriter:
         self._position = 0
         self._size = 0
         self.closed = False
-        header = FrameHeader(codec.name, codec.params(), self.block_size, codec.fingerprint())
+        self._original_size = original_size
+        header = FrameHeader(
+            codec.name, codec.params(), self.block_size, codec.fingerprint(), layout
+        )
         self._emit(header.to_bytes())
 
     def _emit(self, data: bytes) -> None:
@@ -337,7 +396,8 @@ class FrameWriter:
         )
         index_offset = self._position
         self._emit(index)
-        fields = (index_offset, len(self._index), self._size, _crc(index))
+        size = self._size if self._original_size is None else self._original_size
+        fields = (index_offset, len(self._index), size, _crc(index))
         partial = struct.pack("<QQQI", *fields)
         self._emit(_FOOTER.pack(*fields, _crc(partial), FOOTER_MAGIC))
         self.closed = True
@@ -382,8 +442,12 @@ class FrameReader:
         if total < MIN_FRAME_SIZE:
             raise CorruptDataError(f"truncated frame: {total} bytes is too short for LLMZ")
         self.header, header_end = FrameHeader.parse(self._read_at, total)
-        self.blocks = self._read_index(header_end, total)
-        self.size = sum(e.size for e in self.blocks)
+        #: How the blocks' text becomes the original bytes, for a frame of strings.
+        self.layout = self.header.layout
+        self.blocks, self.size = self._read_index(header_end, total)
+        #: Bytes the blocks hold: :attr:`size` unless the frame has a string layout.
+        self.stored_size = sum(e.size for e in self.blocks)
+        self._restored: bytes | None = None
         codec = codec if codec is not None else self._make_codec()
         if any(entry.method == codec.method_id for entry in self.blocks):
             # Checked before any work: another model is refused here, not after a block.
@@ -407,7 +471,7 @@ class FrameReader:
         except CodecError as exc:
             raise CorruptDataError(f"frame header names an unusable codec: {exc}") from None
 
-    def _read_index(self, header_end: int, total: int) -> list[BlockEntry]:
+    def _read_index(self, header_end: int, total: int) -> tuple[list[BlockEntry], int]:
         raw = self._read_at(total - FOOTER_SIZE, FOOTER_SIZE)
         index_offset, count, size, index_crc = parse_footer(raw)
         index_end = index_offset + count * INDEX_ENTRY_SIZE
@@ -430,9 +494,11 @@ class FrameReader:
             position += entry.compressed_size
             covered += entry.size
             entries.append(entry)
-        if position != index_offset or covered != size:
+        # With a string layout the footer records the restored chunk's size, checked against
+        # the text when it is restored (StringLayout.restore).
+        if position != index_offset or (covered != size and self.layout is None):
             raise CorruptDataError("block index does not cover the frame")
-        return entries
+        return entries, size
 
     def read_block(self, i: int) -> bytes:
         """Return the original bytes of block ``i``, verified against its checksums.
@@ -483,15 +549,43 @@ class FrameReader:
                 yield from pool.map(self.read_block, range(start, stop))
 
     def iter_blocks(self) -> Iterator[bytes]:
-        """Yield every block's original bytes in order."""
-        if self.blocks:
-            yield from self._read_blocks(0, len(self.blocks) - 1)
+        """Yield the original bytes in order: block by block, or whole for a frame of strings."""
+        for i in range(self.unit_count):
+            yield self.read_unit(i)
+
+    @property
+    def unit_size(self) -> int:
+        """Original bytes per unit of random access: the block size, or the whole size for a
+        frame of strings (its text is restored all at once)."""
+        return self.header.block_size if self.layout is None else max(1, self.size)
+
+    @property
+    def unit_count(self) -> int:
+        """Units of :attr:`unit_size` original bytes (the last may be shorter)."""
+        return len(self.blocks) if self.layout is None else int(self.size > 0)
+
+    def read_unit(self, i: int) -> bytes:
+        """The original bytes of unit ``i``: block ``i``, or the restored chunk of strings."""
+        if self.layout is None:
+            return self.read_block(i)
+        if i != 0 or not self.size:
+            raise IndexError(f"unit {i} out of range")
+        return self._restore()
+
+    def _restore(self) -> bytes:
+        if self._restored is None:
+            text = b"".join(self._read_blocks(0, len(self.blocks) - 1)) if self.blocks else b""
+            restored = self.layout.restore(text, self.size)
+            if len(restored) != self.size:
+                raise CorruptDataError("string layout: the restored chunk has the wrong size")
+            self._restored = restored
+        return self._restored
 
     def read(self, offset: int = 0, size: int | None = None) -> bytes:
         """Return ``size`` original bytes from ``offset`` (to the end when ``size`` is None).
 
-        Only the blocks overlapping the range are decoded. A range past the end is clipped, as
-        slicing a bytes object would be.
+        Only the blocks overlapping the range are decoded (all of them for a frame of strings,
+        once). A range past the end is clipped, as slicing a bytes object would be.
         """
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise CodecError(f"offset must be a non-negative integer, got {offset!r}")
@@ -500,6 +594,8 @@ class FrameReader:
         stop = self.size if size is None else min(self.size, offset + size)
         if offset >= stop:
             return b""
+        if self.layout is not None:
+            return self._restore()[offset:stop]
         bs = self.header.block_size
         first, last = offset // bs, (stop - 1) // bs
         parts = list(self._read_blocks(first, last))

@@ -248,13 +248,13 @@ def test_headers_deflated_by_earlier_versions_still_read(monkeypatch):
     monkeypatch.setattr(ZlibStandIn, "check_fingerprint", lambda self, fp: None, raising=False)
     # Write as versions before the preset dictionary did: zlib format, flag bit 0.
     with monkeypatch.context() as patch:
-        patch.setattr(frame_module, "_deflate_header", lambda body: zlib.compress(body, 9))
+        patch.setattr(frame_module, "_deflate_header", lambda body, flag: zlib.compress(body, 9))
         patch.setattr(frame_module, "FLAG_DICTIONARY_2", frame_module.FLAG_DEFLATED)
         old = llm_codecs.compress(TEXT, "zlib-test", block_size=500)
     assert old[5] == frame_module.FLAG_DEFLATED
     assert llm_codecs.decompress(old) == TEXT
     # ... and as versions with the first preset dictionary did (flag 2).
-    def first_dictionary(body):
+    def first_dictionary(body, flag):
         deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY,
                                     frame_module.HEADER_DICTIONARY)
         return deflater.compress(body) + deflater.flush()

@@ -24,6 +24,9 @@ def test_every_kind_of_golden_frame_is_there():
     engines = {(FrameReader((GOLDEN / n).read_bytes()).header.fingerprint or {}).get("engine")
                for n in FRAMES}
     assert "int8-v1" in engines
+    layouts = {FrameReader((GOLDEN / n).read_bytes()).layout.kind for n in FRAMES
+               if n.startswith("strings-")}
+    assert layouts == {"fixed-bytes", "fixed-utf32le", "vlen"}
 
 
 @pytest.mark.parametrize("name", [n for n in FRAMES if not n.startswith("legacy-native")])

@@ -159,7 +159,7 @@ def test_llm_codec_is_generic_and_lazy(tmp_path):
     assert codec.to_dict() == {"name": "llm_codecs.llm",
                                "configuration": {"model": "default", "block_size": 4096}}
     assert pickle.loads(pickle.dumps(codec)) == codec
-    assert codec._inner._block_codec is None  # nothing loaded until the first chunk
+    assert codec._inner._block_codec._loaded is None  # no model until the first chunk
 
 
 @pytest.mark.parametrize("codec", [llm_codecs.LZ77(level=3), llm_codecs.Huffman()], ids=repr)

@@ -7,6 +7,7 @@ dependencies (torch) that only one codec needs.
 from __future__ import annotations
 
 import importlib
+import inspect
 from functools import cache
 
 from ..errors import CodecError, CorruptDataError
@@ -40,10 +41,26 @@ def codec_class(name: str) -> type[BlockCodec]:
 def make_codec(name: str, **params) -> BlockCodec:
     """Build codec ``name`` with ``params``; unknown parameters raise :class:`CodecError`."""
     cls = codec_class(name)
+    known = _parameter_names(cls)
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise CodecError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))} for codec {name!r}; its parameters are "
+            f"{', '.join(sorted(known)) or 'none'}"
+        )
     try:
         return cls(**params)
     except TypeError as exc:
         raise CodecError(f"bad parameters for codec {name!r}: {exc}") from None
+
+
+@cache
+def _parameter_names(cls: type[BlockCodec]) -> frozenset[str]:
+    return frozenset(
+        p.name for p in inspect.signature(cls.__init__).parameters.values()
+        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    )
 
 
 @cache

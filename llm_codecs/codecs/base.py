@@ -32,6 +32,9 @@ class BlockCodec(ABC):
     default_block_size: ClassVar[int]
     #: Largest block this codec accepts.
     max_block_size: ClassVar[int] = 64 << 20
+    #: Whether the codec models text, so that :func:`llm_codecs.compress` gives it a chunk of
+    #: strings as lines of text (:mod:`llm_codecs.strings`) rather than as it lies in memory.
+    models_text: ClassVar[bool] = False
 
     @property
     def workers(self) -> int:

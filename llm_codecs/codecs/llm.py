@@ -152,6 +152,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
     method_id: ClassVar[int] = 3
     default_block_size: ClassVar[int] = 64 << 10
     max_block_size: ClassVar[int] = 4 << 20
+    models_text: ClassVar[bool] = True
 
     def __init__(
         self,

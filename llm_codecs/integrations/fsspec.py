@@ -124,7 +124,7 @@ class LLMZFile(io.BufferedIOBase):
     def _block(self, i: int) -> bytes:
         block = self._blocks.get(i)
         if block is None:
-            block = self.reader.read_block(i)
+            block = self.reader.read_unit(i)
             self._blocks[i] = block
             while len(self._blocks) > self._CACHED_BLOCKS:
                 self._blocks.popitem(last=False)
@@ -137,7 +137,7 @@ class LLMZFile(io.BufferedIOBase):
         end = self.size if size is None or size < 0 else min(self.size, self.loc + size)
         if self.loc >= end:
             return b""
-        if end - self.loc > 2 * self.reader.header.block_size:
+        if end - self.loc > 2 * self.reader.unit_size:
             # Long reads go straight through the reader, without filling the block cache.
             data = self.reader.read(self.loc, end - self.loc)
         else:
@@ -146,7 +146,7 @@ class LLMZFile(io.BufferedIOBase):
         return data
 
     def _pieces(self, start: int, end: int):
-        bs = self.reader.header.block_size
+        bs = self.reader.unit_size
         while start < end:
             i, within = divmod(start, bs)
             piece = self._block(i)[within : within + end - start]
@@ -166,7 +166,7 @@ class LLMZFile(io.BufferedIOBase):
     def readline(self, size: int | None = -1) -> bytes:
         self._checkClosed()
         limit = self.size if size is None or size < 0 else min(self.size, self.loc + size)
-        bs = self.reader.header.block_size
+        bs = self.reader.unit_size
         parts = []
         while self.loc < limit:
             i, within = divmod(self.loc, bs)

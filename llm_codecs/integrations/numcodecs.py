@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
-from ..api import compress, decompress
+from ..api import compress, open_frame
 from ..codecs import BlockCodec, codec_class, make_codec
-from ..errors import CodecError
+from ..errors import CodecError, CorruptDataError
 from ..frame import check_block_size
 
 #: Guards the lazy construction of block codecs (a model-based codec must load once).
@@ -46,17 +46,36 @@ class _FrameCodec(Codec):
                     self._block_codec = make_codec(self._codec_name, **self._codec_params())
         return self._block_codec
 
-    def encode(self, buf):
-        """Compress ``buf`` (any buffer) into an LLMZ frame."""
+    def encode(self, buf, strings="auto"):
+        """Compress ``buf`` (any buffer) into an LLMZ frame.
+
+        ``strings`` says whether ``buf`` is a chunk of strings (see
+        :func:`llm_codecs.compress`); by default numpy ``S``/``U`` arrays, which Zarr format 2
+        hands its compressor, and the output of the ``VLenUTF8``/``VLenBytes`` filters are
+        recognised, so the model sees their text.
+        """
         data = ensure_contiguous_ndarray(buf)
-        return compress(data, self._get_block_codec(), block_size=self.block_size)
+        return compress(data, self._get_block_codec(), block_size=self.block_size,
+                        strings=strings)
 
     def decode(self, buf, out=None):
-        """Decompress an LLMZ frame, into ``out`` when given."""
-        frame = ensure_contiguous_ndarray(buf)
+        """Decompress an LLMZ frame, into ``out`` when given.
+
+        Raises
+        ------
+        CorruptDataError
+            The frame is damaged, or ``out`` does not have the size the frame declares (checked
+            before anything is decoded).
+        """
+        reader = open_frame(ensure_contiguous_ndarray(buf))
         if out is not None:
             out = ensure_contiguous_ndarray(out)
-        return ndarray_copy(decompress(frame), out)
+            if out.nbytes != reader.size:
+                raise CorruptDataError(
+                    f"codec {self.codec_id!r}: the frame holds {reader.size} bytes but the "
+                    f"output buffer has {out.nbytes}"
+                )
+        return ndarray_copy(reader.read(), out)
 
     @classmethod
     def from_config(cls, config: dict):
@@ -140,6 +159,12 @@ class LLM(_FrameCodec):
                     f"got {value!r}"
                 ) from None
             setattr(self, key, value)
+        # Validate now (a misspelt or bad parameter fails where the array is created, not at
+        # its first write); building the block codec loads no model.
+        try:
+            self._get_block_codec()
+        except CodecError as exc:
+            raise CodecError(f"codec {self.codec_id!r}: {exc}") from None
 
     def _codec_params(self) -> dict:
         return {k: v for k, v in vars(self).items() if not k.startswith("_") and k != "block_size"}

@@ -116,13 +116,31 @@ class FrameCodec(BytesBytesCodec):
         return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)
 
     def _encode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> Buffer | None:
-        return as_numpy_array_wrapper(self._inner.encode, chunk_bytes, chunk_spec.prototype)
+        strings = _strings_of(chunk_spec)
+        return as_numpy_array_wrapper(
+            lambda buf: self._inner.encode(buf, strings=strings), chunk_bytes,
+            chunk_spec.prototype,
+        )
 
     async def _encode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> Buffer | None:
         return await asyncio.to_thread(self._encode_sync, chunk_bytes, chunk_spec)
 
     def compute_encoded_size(self, _input_byte_length: int, _chunk_spec: ArraySpec) -> int:
         raise NotImplementedError
+
+
+def _strings_of(chunk_spec: ArraySpec):
+    """What the chunk's bytes hold, for :func:`llm_codecs.compress`'s ``strings``.
+
+    The array's dtype: fixed-width bytes or UTF-32 strings as they are, variable-length strings
+    after zarr's ``vlen-utf8`` codec (numcodecs' encoding). When codecs before this one changed
+    the bytes, the text view does not restore them and the chunk is coded as it is.
+    """
+    try:
+        native = chunk_spec.dtype.to_native_dtype()
+    except (AttributeError, TypeError, ValueError):
+        return "auto"
+    return native if native.kind in "SUOT" else None
 
 
 class Huffman(FrameCodec):
