@@ -197,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "ones; print size, ratio and speed.")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--codec", type=_codec_list, default=None, metavar="NAMES",
-                   help=f"comma-separated codecs of ours (default: {','.join(codec_names())})")
+                   help=f"comma-separated codecs of ours (default: {','.join(_fast_codecs())}; "
+                        "'llm' runs the model, at tens of KB/s, once per file)")
     p.add_argument("--level", type=int, metavar="N",
                    help="level for those of our codecs that take one")
     _model_options(p)
@@ -285,10 +286,32 @@ def _stdin_binary() -> BinaryIO:
     return getattr(sys.stdin, "buffer", sys.stdin)
 
 
-def _progress(total: int | None, name: str, quiet: bool) -> tqdm:
+class _Progress(tqdm):
+    """A bar whose ETA follows the average rate, and that says what happens before the first
+    block: loading a model and, on a first run, compiling kernels take seconds to a minute,
+    which a silent bar at 0% would hide."""
+
+    def starting(self, what: str) -> None:
+        if not self.disable:
+            self._starting = True
+            self.set_postfix_str(what)
+
+    def update(self, n: float | None = 1) -> bool | None:
+        if not getattr(self, "_starting", False):
+            return super().update(n)
+        self._starting = False
+        self.set_postfix_str("", refresh=False)
+        shown = super().update(n)
+        # The start-up is not coding time: the rate (and so the ETA) counts from here on.
+        self.initial, self.start_t = self.n, self._time()
+        return shown
+
+
+def _progress(total: int | None, name: str, quiet: bool) -> _Progress:
     # Only a person watching a terminal wants a bar; logs and pipes must not fill with it, and
-    # it must never touch stdout, which may carry the data.
-    return tqdm(
+    # it must never touch stdout, which may carry the data. smoothing=0: the ETA follows the
+    # average rate, not the last block's (blocks arrive in bursts of several seconds).
+    return _Progress(
         total=total,
         desc=name,
         unit="B",
@@ -296,8 +319,13 @@ def _progress(total: int | None, name: str, quiet: bool) -> tqdm:
         unit_divisor=1024,
         file=sys.stderr,
         leave=False,
+        smoothing=0,
         disable=quiet or not _isatty(sys.stderr),
     )
+
+
+#: What the bar says until the first block is done.
+_STARTING = "starting: loading the model; a first run also compiles kernels (up to a minute)"
 
 
 def _isatty(stream) -> bool:
@@ -475,6 +503,8 @@ def cmd_compress(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
             regular = source_stat is not None and stat.S_ISREG(source_stat.st_mode)
             total = source_stat.st_size if regular else None
             with _progress(total, name, args.quiet) as bar:
+                if codec.models_text:
+                    bar.starting(_STARTING)
                 _write(job, args.force, source_stat, lambda out: compress_stream(
                     src, out, codec, block_size=block_size, progress=bar.update))
         finally:
@@ -787,6 +817,25 @@ def _takes_level(name: str) -> bool:
         return False
 
 
+#: Throughput the model codec's estimates assume (bytes per second, each direction): the
+#: embedded model on two cores (docs/benchmarks.md).
+_MODEL_BYTES_PER_SECOND = 30_000
+
+
+def _fast_codecs() -> list[str]:
+    """Our codecs that ``bench`` runs by default: those that need no model."""
+    return [n for n in codec_names() if not codec_class(n).models_text]
+
+
+def _model_seconds(files: list[str]) -> float:
+    """Rough seconds for the model codec to compress and decompress ``files`` once."""
+    total = 0
+    for name in files:
+        with contextlib.suppress(OSError):
+            total += os.path.getsize(name)
+    return 2 * total / _MODEL_BYTES_PER_SECOND
+
+
 def cmd_bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Run ``llm-codecs bench``: a size/ratio/speed table per file, ours against classic codecs.
 
@@ -805,9 +854,17 @@ def cmd_bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     int
         0 on success, 1 if a file could not be read or one of our codecs failed to round-trip.
     """
-    names = args.codec or codec_names()
+    names = args.codec or _fast_codecs()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    slow = [n for n in codec_names() if codec_class(n).models_text]
+    if args.codec is None:
+        print(f"note: {', '.join(slow)} not run (ask with --codec); the model would take about "
+              f"{_model_seconds(args.files):.0f} s on these files", file=sys.stderr)
+    elif set(slow) & set(names):
+        print(f"note: {', '.join(sorted(set(slow) & set(names)))} codes tens of KB/s: about "
+              f"{_model_seconds(args.files):.0f} s on these files, timed once (not --repeat)",
+              file=sys.stderr)
     ours: list[tuple[BlockCodec, int | None]] = []
     try:
         for name in names:
@@ -834,10 +891,11 @@ def cmd_bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             try:
                 # Warm-up: the first call may JIT-compile, which is not what we measure.
                 decompress(compress(data[:4096], codec, block_size=block_size))
+                repeat = 1 if codec.models_text else args.repeat
                 ct, frame = _best_time(
-                    lambda c=codec, b=block_size: compress(data, c, block_size=b), args.repeat
+                    lambda c=codec, b=block_size: compress(data, c, block_size=b), repeat
                 )
-                dt, back = _best_time(lambda fr=frame: decompress(fr), args.repeat)
+                dt, back = _best_time(lambda fr=frame: decompress(fr), repeat)
             except CodecError as exc:
                 _error(f"{label}: {exc}", name)
                 status = EXIT_ERROR

@@ -353,3 +353,36 @@ def test_subprocess_errors_have_no_traceback(tmp_path):
     assert b"Traceback" not in result.stderr
     assert python_m("compress", "--block-size", "huge", bad).returncode == 2
 
+
+
+def test_bench_leaves_the_model_out_unless_asked_and_says_how_long(tmp_path, text, capsysbinary):
+    small = tmp_path / "small.txt"
+    small.write_bytes(text[:3000])
+    status, out, err = run(["bench", "--repeat", "1", "--against", "none", small], capsysbinary)
+    assert status == 0, err
+    rows = [line.split()[0] for line in out.decode().splitlines()[2:] if line.strip()]
+    assert rows and "llm" not in " ".join(rows) and any(r.startswith("lz77") for r in rows)
+    assert "llm not run (ask with --codec)" in err and " s on these files" in err
+    status, out, err = run(["bench", "--codec", "llm", "--repeat", "5", "--against", "none",
+                            small], capsysbinary)
+    assert status == 0, err
+    assert "timed once (not --repeat)" in err and "llm" in out.decode()
+
+
+def test_progress_eta_counts_from_the_first_block(monkeypatch):
+    import io
+
+    from llm_codecs.cli import _Progress
+
+    now = [0.0]
+    bar = _Progress(total=1000, file=io.StringIO(), smoothing=0, mininterval=0)
+    monkeypatch.setattr(bar, "_time", lambda: now[0])
+    bar.start_t = bar.last_print_t = 0.0
+    bar.starting("starting")
+    now[0] = 30.0
+    bar.update(100)  # the first block arrives after 30 s of start-up
+    now[0] = 31.0
+    bar.update(100)  # the next one a second later
+    meter = bar.format_dict
+    assert (meter["n"] - meter["initial"]) / meter["elapsed"] == pytest.approx(100)
+    assert "<00:08" in bar.format_meter(**meter)  # 800 bytes left at 100 B/s, not at 6.7 B/s
