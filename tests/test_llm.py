@@ -279,3 +279,56 @@ def test_a_frame_the_model_did_not_code_is_a_plain_lz77_frame(gpt2):
     llm_codecs.compress_stream(io.BytesIO(binary), out, "llm", model=gpt2, block_size=1000)
     assert FrameReader(out.getvalue()).header.codec == "llm"
     assert llm_codecs.decompress(out.getvalue()) == binary
+
+
+# -- the probe: the encoder may give up on a block LZ77 clearly wins ------------------------
+
+
+def test_model_may_win_compares_the_extrapolated_rate_with_the_rival():
+    from llm_codecs.codecs.llm import PROBE_GAIN, model_may_win
+
+    # 1,000 window tokens at 2 bits each, a block of 10,000 tokens: 20,000 bits expected,
+    # PROBE_GAIN of it at best.
+    best_case_bytes = PROBE_GAIN * 2 * 10_000 / 8
+    assert model_may_win(2000.0, 1000, 10_000, int(best_case_bytes) + 1)
+    assert not model_may_win(2000.0, 1000, 10_000, int(best_case_bytes) - 1)
+    assert model_may_win(0.0, 0, 10_000, 1)  # nothing measured: never give up
+
+
+def _probe_codec(**params):
+    codec = make_codec("llm", lanes=4, **params)
+    codec._fallback_payload(b"compile or load the LZ77 kernels")
+    return codec
+
+
+def test_a_block_the_probe_gives_up_is_lz77_and_decodes(monkeypatch):
+    import llm_codecs.codecs.llm as llm_module
+
+    block = read_head("canterbury/alice29.txt", 3000)
+    coded = _probe_codec()
+    steps = lane_layout(len(coded.loaded.tokenizer.encode(block)), 4)[1]
+    assert steps >= 2 * llm_module.PROBE_STEPS  # the probe applies to this block
+    monkeypatch.setattr(llm_module, "PROBE_GAIN", 1e6)  # the model "cannot" win anywhere
+    gave_up = _probe_codec()
+    (method, payload), = gave_up.encode_blocks([block])
+    assert method == 2 and gave_up.probe_counts == {"given_up": 1, "coded": 0}
+    assert payload == gave_up._fallback_payload(block)
+    # Without the probe the same codec codes it with the model (prose: the model wins).
+    no_probe = _probe_codec(probe=False)
+    assert no_probe.encode_blocks([block])[0][0] == 3
+    assert no_probe.probe_counts == {"given_up": 0, "coded": 1}
+    frame = llm_codecs.compress(block, gave_up, block_size=1024)
+    assert llm_codecs.decompress(frame) == block
+    assert "probe" not in gave_up.params()  # not recorded: the decoder never needs it
+
+
+def test_a_block_the_probe_keeps_is_coded_exactly_as_without_it():
+    block = read_head("canterbury/alice29.txt", 3000)
+    with_probe, without = _probe_codec(), _probe_codec(probe=False)
+    assert with_probe.encode_blocks([block]) == without.encode_blocks([block])
+    assert with_probe.probe_counts == {"given_up": 0, "coded": 1}
+
+
+def test_probe_must_be_a_bool():
+    with pytest.raises(llm_codecs.CodecError, match="probe"):
+        make_codec("llm", probe="yes")

@@ -81,6 +81,34 @@ def looks_binary(block: bytes) -> bool:
     return escaped > limit
 
 
+#: Steps (tokens per lane) the model codes before it may give up on a block: a lane's context
+#: (64 tokens) is full by then. With 96 lanes that is 20-30% of a 64 KiB block, spread over the
+#: whole block.
+PROBE_STEPS = 64
+#: The probe extrapolates the rate of its last steps (earlier ones have less context and a
+#: colder in-block cache, and cost far more than the block's average on repetitive text).
+PROBE_WINDOW = 16
+#: A block's bits against the probe's extrapolation, at the low end of what the choice files
+#: gave (42 blocks of prose, JSON, CSV, XML, logs and code from ``valid/`` and this machine:
+#: 0.78 to 1.78, median 0.98; ``benchmarks/probe.py`` reports how it fares on ``bench/``):
+#: the model gives up only where it is clearly behind.
+PROBE_GAIN = 0.78
+
+
+def model_may_win(window_bits: float, window_tokens: int, tokens: int,
+                  rival_bytes: int) -> bool:
+    """Whether a block may still beat ``rival_bytes`` after the model's probe.
+
+    ``window_bits`` is the ideal code length of the ``window_tokens`` tokens of the probe's
+    last :data:`PROBE_WINDOW` steps; the block has ``tokens`` tokens. The estimate leans to the
+    model on purpose: a wrong "no" loses ratio, a wrong "yes" only time.
+    """
+    if window_tokens == 0:
+        return True
+    estimate = PROBE_GAIN * window_bits / window_tokens * tokens
+    return estimate < 8 * rival_bytes
+
+
 # Set once an LZ77 fallback has run in this process, so its numba kernels are compiled or loaded.
 _fallback_ready = threading.Event()
 
@@ -146,6 +174,11 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         codes every non-empty block with the model, to measure the model itself.
     local_files_only : bool
         Never use the network to find the model (not recorded: it does not change the output).
+    probe : bool
+        With ``fallback``, let the model give up on a block after its first
+        :data:`PROBE_STEPS` steps when the rate of its last steps says it cannot beat LZ77 on
+        it (default): most of the model's time is saved on blocks LZ77 wins clearly. ``False``
+        runs the model on every text block. Not recorded: decoding never needs it.
     """
 
     name: ClassVar[str] = "llm"
@@ -169,6 +202,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         dtype: str = "float32",
         fallback: bool = True,
         local_files_only: bool = False,
+        probe: bool = True,
     ):
         if not isinstance(model, str) or not model:
             raise CodecError(f"model must be a non-empty string, got {model!r}")
@@ -199,6 +233,12 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
             raise CodecError(f"fallback must be a bool, got {fallback!r}")
         self.fallback = fallback
         self.local_files_only = bool(local_files_only)
+        if not isinstance(probe, bool):
+            raise CodecError(f"probe must be a bool, got {probe!r}")
+        self.probe = probe
+        #: Blocks the model gave up on after its probe, and blocks it coded to the end.
+        self.probe_counts = {"given_up": 0, "coded": 0}
+        self._count_lock = threading.Lock()
         self._loaded = None
         self._load_lock = threading.Lock()
         self._fallback = None
@@ -232,12 +272,13 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
     def __getstate__(self):
         # Never pickle a model: a worker loads its own, once per process.
         state = self.__dict__.copy()
-        state.update(_loaded=None, _load_lock=None, _fallback=None)
+        state.update(_loaded=None, _load_lock=None, _fallback=None, _count_lock=None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._load_lock = threading.Lock()
+        self._count_lock = threading.Lock()
 
     # -- model ----------------------------------------------------------------------------
 
@@ -325,10 +366,12 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         if not block or looks_binary(block):
             return _FALLBACK_METHOD, self._fallback_payload(block)
         if _fallback_ready.is_set():
-            # LZ77 runs beside the model: numba releases the GIL while it codes.
+            # LZ77 runs beside the model: numba releases the GIL while it codes. It is done long
+            # before the model's probe asks for its size.
             with ThreadPoolExecutor(1) as pool:
                 fallback = pool.submit(self._fallback_payload, block)
-                coded = self.encode_block(block)
+                rival = (lambda: len(fallback.result())) if self.probe else None
+                coded = self.encode_block(block, rival)
                 payload = fallback.result()
         else:
             # The first LZ77 call of a process may compile its kernels (tens of seconds on a
@@ -362,17 +405,22 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         with GATE.hold(self.threads), torch.inference_mode():
             return fn(loaded)
 
-    def encode_block(self, block: bytes) -> bytes | None:
-        """The LLM payload of one block, or None if the tokenizer cannot represent it."""
+    def encode_block(self, block: bytes, rival=None) -> bytes | None:
+        """The LLM payload of one block, or None if the tokenizer cannot represent it.
+
+        With ``rival``, a callable returning the size in bytes of the block's other coding
+        (LZ77), the model may give up after its probe (:func:`model_may_win`), and then
+        returns None too.
+        """
         from ..models.tokens import UnsupportedTokenizerError
 
         try:
             ids = self.loaded.tokenizer.encode(block)
         except UnsupportedTokenizerError:
             return None
-        return self._run(lambda loaded: self._encode_ids(loaded, ids))
+        return self._run(lambda loaded: self._encode_ids(loaded, ids, rival))
 
-    def _encode_ids(self, loaded, ids: np.ndarray) -> bytes:
+    def _encode_ids(self, loaded, ids: np.ndarray, rival=None) -> bytes | None:
         from .llm_steps import EncodingSide, run_steps
 
         T = len(ids)
@@ -380,8 +428,20 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         start_id = self._start_id(loaded)
         tokens, active = token_grid(ids, used, steps, start_id)
         side = EncodingSide(tokens)
-        run_steps(self._schedule(loaded, used, steps, start_id), self._mixer(loaded, used, steps),
-                  active, start_id, side)
+        checkpoint = None
+        if rival is not None and steps >= 2 * PROBE_STEPS:
+            def go_on() -> bool:
+                bits, count = side.ideal_bits(PROBE_STEPS - PROBE_WINDOW, PROBE_STEPS, active,
+                                              self.scale_bits)
+                return model_may_win(bits, count, T, rival())
+
+            checkpoint = (PROBE_STEPS, go_on)
+        done = run_steps(self._schedule(loaded, used, steps, start_id),
+                         self._mixer(loaded, used, steps), active, start_id, side, checkpoint)
+        with self._count_lock:
+            self.probe_counts["coded" if done is not None else "given_up"] += 1
+        if done is None:
+            return None
         stream, self.last_ideal_bits = side.stream(active, self.scale_bits)
         payload = bytearray()
         _put_varint(payload, T)

@@ -31,6 +31,14 @@ class EncodingSide:
         self.starts[t], self.freqs[t] = rans.symbol_bounds(cum, self.tokens[:, t])
         return self.tokens[:, t]
 
+    def ideal_bits(self, start: int, stop: int, active: np.ndarray,
+                   scale_bits: int) -> tuple[float, int]:
+        """Ideal code length (bits) of the symbols of steps ``start .. stop - 1``, and their
+        count."""
+        coded = active[:, start:stop].T
+        freqs = self.freqs[start:stop][coded].astype(np.float64)
+        return float((scale_bits - np.log2(freqs)).sum()), int(coded.sum())
+
     def stream(self, active: np.ndarray, scale_bits: int) -> tuple[bytes, float]:
         """The rANS stream of the active symbols, and their ideal code length in bits."""
         coded = active.T
@@ -54,7 +62,8 @@ class DecodingSide:
         self._decoder.check_finished()
 
 
-def run_steps(schedule, mixer, active: np.ndarray, start_id: int, side) -> np.ndarray:
+def run_steps(schedule, mixer, active: np.ndarray, start_id: int, side,
+              checkpoint=None) -> np.ndarray | None:
     """Run every step of a block; return its ``(lanes, steps)`` tokens.
 
     Parameters
@@ -69,10 +78,16 @@ def run_steps(schedule, mixer, active: np.ndarray, start_id: int, side) -> np.nd
         What an inactive position holds (and what the model is fed there).
     side : EncodingSide or DecodingSide
         Writes or reads each step's symbols.
+    checkpoint : (int, callable), optional
+        The encoder's chance to give up: before step ``checkpoint[0]``, ``checkpoint[1]()`` is
+        called, and the run stops (returning None) if it returns False. It changes nothing in
+        what is coded when the run goes on, so the decoder never needs it.
     """
     lanes, steps = active.shape
     tokens = np.empty((lanes, steps), dtype=np.int64)
     for t in range(steps):
+        if checkpoint is not None and t == checkpoint[0] and not checkpoint[1]():
+            return None
         cum = mixer.tables(schedule.logits(t))
         symbols = side.code(t, cum, active[:, t])
         mixer.observe(symbols, active[:, t])
