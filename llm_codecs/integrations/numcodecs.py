@@ -39,6 +39,10 @@ class _FrameCodec(Codec):
     def _codec_params(self) -> dict:
         return {}
 
+    def _decode_model(self) -> str | None:
+        """A model offered for decoding (used only if it has the hash a frame names)."""
+        return None
+
     def _get_block_codec(self) -> BlockCodec:
         if self._block_codec is None:
             with _BUILD_LOCK:
@@ -56,7 +60,7 @@ class _FrameCodec(Codec):
         frame = ensure_contiguous_ndarray(buf)
         if out is not None:
             out = ensure_contiguous_ndarray(out)
-        return ndarray_copy(decompress(frame), out)
+        return ndarray_copy(decompress(frame, model=self._decode_model()), out)
 
     @classmethod
     def from_config(cls, config: dict):
@@ -143,6 +147,12 @@ class LLM(_FrameCodec):
 
     def _codec_params(self) -> dict:
         return {k: v for k, v in vars(self).items() if not k.startswith("_") and k != "block_size"}
+
+    def _decode_model(self) -> str | None:
+        # A frame names its model by hash: the configured model decodes it when it has that
+        # hash, else the model is found among those on this machine.
+        model = vars(self).get("model")
+        return model if isinstance(model, str) and model else None
 
 
 #: Alias: the numcodecs class of the ``"llm"`` codec.
