@@ -557,7 +557,8 @@ def open_compressed(fileobj, mode: str = "rb", **options):
     """fsspec compression callback: the original bytes of (``'r'``) or into (``'w'``) a frame.
 
     The wrapped ``fileobj`` is not closed (fsspec closes it). Writes use
-    ``llm_codecs.DEFAULT_CODEC`` unless ``codec=``/parameters are given.
+    ``llm_codecs.DEFAULT_CODEC`` unless ``codec=``/parameters are given; reads take ``model=``,
+    a model offered for decoding (used if it has the hash the frame names).
     """
     if "r" in mode:
         return LLMZFile(fileobj, path=getattr(fileobj, "path", None), close_fileobj=False,
