@@ -26,7 +26,6 @@ from llm_codecs.models import loading
 from llm_codecs.models.loading import DEFAULT_MODEL_DIR
 
 from .helpers import read_head
-from .tiny_models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = read_head("canterbury/alice29.txt", 400)
@@ -49,14 +48,15 @@ def isolated(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory):
+def made(tmp_path_factory, tiny_models):
     """A pristine copy of a tiny Llama model, and a frame made with ``model="tiny_llama"``.
 
     The frame was made from the model's parent directory, with the relative name; the directory
-    it was made from is gone, so only copies of the pristine model can decode it.
+    it was made from is gone, so only copies of the pristine model can decode it (each test
+    has its own memo of models used before: the session's tiny Llama is not one of them).
     """
     root = tmp_path_factory.mktemp("resolution")
-    pristine = build_model(root / "pristine" / "tiny_llama", "llama", seed=7)
+    pristine = place(Path(tiny_models["llama"]), root / "pristine" / "tiny_llama")
     work = root / "work"
     shutil.copytree(pristine, work / "tiny_llama")
     cwd = os.getcwd()
