@@ -177,6 +177,10 @@ def test_explicit_model_decodes_a_moved_model(made, tmp_path):
     out = io.BytesIO()
     assert llm_codecs.decompress_stream(io.BytesIO(frame), out, model=str(moved)) == len(DATA)
     assert out.getvalue() == DATA
+    with pytest.raises(llm_codecs.CodecError, match="model must be"):
+        llm_codecs.decompress(frame, model=42)
+    with pytest.raises(llm_codecs.CodecError, match="codec or a model"):
+        FrameReader(frame, codec=cli._HeaderOnlyCodec(), model=str(moved))
 
 
 def test_model_found_nowhere_fails_fast_and_names_its_hash(made, no_network):

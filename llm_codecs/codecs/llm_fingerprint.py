@@ -95,7 +95,10 @@ class FingerprintPolicy:
 
             codec = copy.copy(self)
             codec._wanted = dict(check_identity(fingerprint["model"]))
-            codec._offered = tuple(os.fspath(m) for m in models)
+            try:
+                codec._offered = tuple(os.fspath(m) for m in models)
+            except TypeError:
+                raise CodecError(f"model must be a path or a model name, got {models!r}") from None
             codec._loaded = None
             codec._load_lock = threading.Lock()
         if (self.numerics == "auto" and isinstance(fingerprint, dict)
