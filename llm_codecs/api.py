@@ -95,7 +95,7 @@ def compress(
     return frame
 
 
-def decompress(frame, offset: int = 0, size: int | None = None) -> bytes:
+def decompress(frame, offset: int = 0, size: int | None = None, *, model=None) -> bytes:
     """Restore the original bytes of an LLMZ frame, or just a range of them.
 
     Parameters
@@ -105,15 +105,21 @@ def decompress(frame, offset: int = 0, size: int | None = None) -> bytes:
     offset, size : int, optional
         Return only ``size`` bytes starting at ``offset`` of the original (to its end when
         ``size`` is None), decoding only the blocks that hold them.
+    model : str or path, optional
+        A model to decode with: a local directory, a hub id already in the local HuggingFace
+        cache, or ``"default"``. A frame names its model by hash; this one is tried first and
+        used only if it has that hash. Without it the model is found by its hash among those
+        on this machine (:mod:`llm_codecs.models.finding`). Decoding never uses the network.
 
     Raises
     ------
     CorruptDataError
         The frame is truncated, damaged or not LLMZ.
     ModelMismatchError
-        The frame needs another model than the one available.
+        No model with the hash the frame records is available (the message says how to make it
+        available).
     """
-    return FrameReader(_as_bytes_view(frame)).read(offset, size)
+    return FrameReader(_as_bytes_view(frame), model=model).read(offset, size)
 
 
 def compress_stream(
@@ -143,13 +149,14 @@ def compress_stream(
 
 
 def decompress_stream(
-    src: BinaryIO, dst: BinaryIO, *, progress: Callable[[int], None] | None = None
+    src: BinaryIO, dst: BinaryIO, *, progress: Callable[[int], None] | None = None, model=None
 ) -> int:
     """Decompress the frame in the seekable file ``src`` into ``dst``, block by block.
 
-    Returns the number of original bytes written.
+    ``model`` is a model to decode with, as for :func:`decompress`. Returns the number of
+    original bytes written.
     """
-    reader = FrameReader(src)
+    reader = FrameReader(src, model=model)
     for block in reader.iter_blocks():
         dst.write(block)
         if progress is not None:
@@ -157,11 +164,14 @@ def decompress_stream(
     return reader.size
 
 
-def open_frame(source) -> FrameReader:
-    """Open a frame (bytes-like or seekable binary file) for random access."""
+def open_frame(source, *, model=None) -> FrameReader:
+    """Open a frame (bytes-like or seekable binary file) for random access.
+
+    ``model`` is a model to decode with, as for :func:`decompress`.
+    """
     if not isinstance(source, bytes | bytearray | memoryview) and not hasattr(source, "seek"):
         source = _as_bytes_view(source)
-    return FrameReader(source)
+    return FrameReader(source, model=model)
 
 
 def _resolve(codec: str | BlockCodec, params: dict) -> BlockCodec:

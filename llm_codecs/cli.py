@@ -1,4 +1,5 @@
-"""The ``llm-codecs`` command line: gzip-like ``compress``/``decompress``, plus ``info``, ``bench``.
+"""The ``llm-codecs`` command line: gzip-like ``compress``/``decompress``, plus ``info``,
+``models``, ``bench``.
 
 Every subcommand is a thin layer over :mod:`llm_codecs.api` and :mod:`llm_codecs.frame`; what
 lives here is file handling (names, atomic replacement, removal of inputs), progress display and
@@ -184,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extract the original bytes from offset N on (keeps the input)")
     p.add_argument("--size", type=parse_size, metavar="N",
                    help="extract at most N original bytes (keeps the input)")
+    p.add_argument("--model", metavar="PATH",
+                   help="llm frames: a model to decode with (a directory, a cached hub id or "
+                        "'default'), used if it has the hash the frame records; otherwise the "
+                        "model is found by its hash (see 'models'). Never downloads")
     p.set_defaults(func=cmd_decompress, parser=p)
 
     p = sub.add_parser("info", help="describe LLMZ frames without decompressing them",
@@ -191,6 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-v", "--verbose", action="store_true", help="also list every block")
     p.set_defaults(func=cmd_info, parser=p)
+
+    p = sub.add_parser("models", help="list the models this machine can decode with",
+                       description="List the models a frame can be decoded with here, and "
+                                   "their hashes: the embedded model, the directories on "
+                                   "LLM_CODECS_MODEL_PATH, the local HuggingFace cache and the "
+                                   "directories models were loaded from before. A model not "
+                                   "seen before is loaded once to compute its hash.")
+    p.add_argument("--dtype", default="float32",
+                   choices=("float32", "float64", "bfloat16", "float16"),
+                   help="the dtype frames were made with (the hash depends on it; default: "
+                        "float32)")
+    p.set_defaults(func=cmd_models, parser=p)
 
     p = sub.add_parser("bench", help="compare codecs on files",
                        description="Compress each FILE in memory with our codecs and classic "
@@ -551,8 +568,9 @@ def _spool_stdin() -> BinaryIO:
     return spool
 
 
-def _extract_range(src: BinaryIO, out: BinaryIO, offset: int, size: int | None, bar) -> None:
-    reader = FrameReader(src)
+def _extract_range(src: BinaryIO, out: BinaryIO, offset: int, size: int | None, bar,
+                   model: str | None = None) -> None:
+    reader = FrameReader(src, model=model)
     stop = reader.size if size is None else min(reader.size, offset + size)
     bar.reset(total=max(0, stop - offset))
     bs = reader.unit_size
@@ -605,10 +623,12 @@ def cmd_decompress(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
             with _progress(total, name, args.quiet) as bar:
                 if ranged:
                     _write(job, args.force, source_stat,
-                           lambda out: _extract_range(src, out, args.offset or 0, args.size, bar))
+                           lambda out: _extract_range(src, out, args.offset or 0, args.size, bar,
+                                                      args.model))
                 else:
                     _write(job, args.force, source_stat,
-                           lambda out: decompress_stream(src, out, progress=bar.update))
+                           lambda out: decompress_stream(src, out, progress=bar.update,
+                                                         model=args.model))
         finally:
             if owned:
                 src.close()
@@ -744,6 +764,40 @@ def cmd_info(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print("\n".join(lines), flush=True)
 
     return _run_per_file(args.files, work)
+
+
+# --------------------------------------------------------------------------------------------
+# models
+
+
+def cmd_models(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Run ``llm-codecs models``: the models this machine can decode with, and their hashes.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        For usage errors.
+    args : argparse.Namespace
+        The parsed options of the subcommand.
+
+    Returns
+    -------
+    int
+        0; a directory that cannot be loaded is reported on standard error.
+    """
+    from .models.finding import available_models
+
+    rows = [("NAME", "SHA256", "WHERE")]
+    for info in available_models(dtype=args.dtype):
+        if info.sha256 is None:
+            _error(f"cannot be loaded: {info.error}", info.path)
+            continue
+        rows.append((info.name, info.sha256, f"{info.where}: {info.path}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    for name, sha, where in rows:
+        print(f"{name:<{widths[0]}}  {sha:<{widths[1]}}  {where}")
+    sys.stdout.flush()
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------------------------
@@ -946,5 +1000,5 @@ def _table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(fmt(r) for r in [header, *rows])
 
 
-__all__ = ["build_parser", "cmd_bench", "cmd_compress", "cmd_decompress", "cmd_info", "main",
-           "method_name", "parse_size"]
+__all__ = ["build_parser", "cmd_bench", "cmd_compress", "cmd_decompress", "cmd_info",
+           "cmd_models", "main", "method_name", "parse_size"]

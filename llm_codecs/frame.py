@@ -422,13 +422,19 @@ class FrameReader:
         The frame. A file object must support ``seek`` and ``read``; reads through it are
         serialised by a lock, so one reader can serve several threads.
     codec : BlockCodec, optional
-        A codec to decode with, e.g. one whose model is already loaded. By default one is built
-        from the header. Either way its fingerprint check runs before any block is decoded,
-        when a block needs the codec itself (an llm frame whose blocks all fell back to LZ77
-        needs no model, and none is loaded).
+        A codec to decode with, e.g. one whose model is already loaded; it must have the model
+        the frame names. By default one is built from the header, and finds the model the
+        frame's fingerprint names by its hash (:mod:`llm_codecs.models.finding`). Either way
+        its fingerprint check runs before any block is decoded, when a block needs the codec
+        itself (an llm frame whose blocks all fell back to LZ77 needs no model, and none is
+        loaded).
+    model : str or path, optional
+        A model to decode with (a directory, a cached hub id or ``"default"``), tried first
+        when the frame's codec needs one; used only if it has the hash the frame records. Not
+        with ``codec``.
     """
 
-    def __init__(self, source, codec: BlockCodec | None = None):
+    def __init__(self, source, codec: BlockCodec | None = None, *, model=None):
         self._lock = threading.Lock()
         if isinstance(source, bytes | bytearray | memoryview):
             self._buffer = memoryview(source).cast("B")
@@ -448,10 +454,16 @@ class FrameReader:
         #: Bytes the blocks hold: :attr:`size` unless the frame has a string layout.
         self.stored_size = sum(e.size for e in self.blocks)
         self._restored: bytes | None = None
-        codec = codec if codec is not None else self._make_codec()
+        models = None
+        if codec is None:
+            codec = self._make_codec()
+            models = () if model is None else (model,)
+        elif model is not None:
+            raise CodecError("give FrameReader a codec or a model, not both")
         if any(entry.method == codec.method_id for entry in self.blocks):
-            # Checked before any work: another model is refused here, not after a block.
-            codec = codec.bind(self.header.fingerprint)
+            # Checked before any work: a missing or other model is refused here, not after a
+            # block.
+            codec = codec.bind(self.header.fingerprint, models=models)
         # A frame whose blocks are all classic or stored needs nothing the fingerprint names
         # (an llm frame kept entirely as LZ77 decodes, and opens, without loading the model).
         self.codec = codec

@@ -5,6 +5,7 @@ through the same code as a hub model; their predictions are poor, which is why m
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
 import shutil
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 import llm_codecs
 from llm_codecs import CorruptDataError, ModelMismatchError, UnsupportedTokenizerError
+from llm_codecs.cli import _HeaderOnlyCodec
 from llm_codecs.codecs import make_codec
 from llm_codecs.codecs.llm import LanguageModelCodec, lane_layout, looks_binary
 from llm_codecs.frame import FrameReader
@@ -139,7 +141,8 @@ def test_wrong_model_is_refused_before_any_work(tiny_models, tmp_path):
     other = LanguageModelCodec(model=tiny_models["llama"], threads=1)
     with pytest.raises(ModelMismatchError, match="frame was made with model"):
         FrameReader(frame, codec=other)
-    # Same path, other weights: the hash catches it (in a fresh process, without any cache).
+    # Same path, other weights: the hash catches it (in a fresh process, without any cache,
+    # nor the memo of models used before: the model this one was copied from would decode it).
     moved = tmp_path / "model"
     shutil.copytree(tiny_models["gpt2"], moved)
     frame = roundtrip(data, str(moved))
@@ -153,8 +156,9 @@ def test_wrong_model_is_refused_before_any_work(tiny_models, tmp_path):
         except llm_codecs.ModelMismatchError as exc:
             print("mismatch:", exc)
     """)
+    env = {**os.environ, "LLM_CODECS_CACHE_DIR": str(tmp_path / "memo")}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300)
+                            timeout=300, env=env)
     assert "mismatch: frame was made with model" in result.stdout, result.stderr
 
 
@@ -167,9 +171,13 @@ def test_missing_model_names_it(gpt2, tmp_path):
     script = (f"import llm_codecs; llm_codecs.decompress(open({str(tmp_path / 'f')!r}, 'rb')"
               ".read())")
     (tmp_path / "f").write_bytes(frame)
+    # An empty memo of models used before: the gpt2 model it was copied from would decode it.
+    env = {**os.environ, "LLM_CODECS_CACHE_DIR": str(tmp_path / "memo")}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300)
+                            timeout=300, env=env)
     assert "ModelMismatchError" in result.stderr and str(copy) in result.stderr
+    assert FrameReader(frame, codec=_HeaderOnlyCodec()).header.fingerprint["model"]["sha256"] in (
+        result.stderr)
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])

@@ -7,7 +7,9 @@ for all of them. A codec only turns one block into a payload and back, and says 
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ..errors import CodecError
@@ -53,11 +55,17 @@ class BlockCodec(ABC):
         """Raise :class:`~llm_codecs.ModelMismatchError` if a frame's fingerprint is not ours."""
         return None
 
-    def bind(self, fingerprint: dict[str, Any] | None) -> BlockCodec:
+    def bind(self, fingerprint: dict[str, Any] | None,
+             models: Sequence[str | os.PathLike] | None = None) -> BlockCodec:
         """The codec that decodes a frame with ``fingerprint``, after checking it.
 
         The default checks (:meth:`check_fingerprint`) and returns ``self``; a codec whose
         frames select among several computations returns one configured for this frame.
+
+        ``models`` is given when this codec was built from the frame's own header: the
+        fingerprint then decides which model to find (by its hash, these models offered by the
+        caller tried first), rather than the codec's configured model. Codecs without a model
+        ignore it.
         """
         self.check_fingerprint(fingerprint)
         return self

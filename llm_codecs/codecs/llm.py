@@ -239,6 +239,11 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         #: Blocks the model gave up on after its probe, and blocks it coded to the end.
         self.probe_counts = {"given_up": 0, "coded": 0}
         self._count_lock = threading.Lock()
+        #: The model identity of the frame being decoded when the codec was built from that
+        #: frame's header (:meth:`bind` with ``models``): the model is then found by its hash,
+        #: the caller's ``_offered`` models first, and ``model``/``revision`` are only hints.
+        self._wanted: dict[str, Any] | None = None
+        self._offered: tuple[str, ...] = ()
         self._loaded = None
         self._load_lock = threading.Lock()
         self._fallback = None
@@ -284,16 +289,29 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
 
     @property
     def loaded(self):
-        """The loaded model (loaded on first use, shared by the whole process)."""
+        """The loaded model (loaded on first use, shared by the whole process).
+
+        A codec decoding a frame it was built from (see :meth:`bind`) finds the model by the
+        frame's hash, without the network (:func:`~llm_codecs.models.finding.find_model`); any
+        other loads its ``model``.
+        """
         if self._loaded is None:
             with self._load_lock:
                 if self._loaded is None:
-                    from ..models.loading import load_model
+                    if self._wanted is not None:
+                        from ..models.finding import find_model
 
-                    self._loaded = load_model(
-                        self.model, revision=self.revision, device=self._run_device(),
-                        dtype=self.dtype, local_files_only=self.local_files_only,
-                    )
+                        self._loaded = find_model(
+                            self._wanted, device=self._run_device(), dtype=self.dtype,
+                            offered=self._offered, hints=[(self.model, self.revision)],
+                        )
+                    else:
+                        from ..models.loading import load_model
+
+                        self._loaded = load_model(
+                            self.model, revision=self.revision, device=self._run_device(),
+                            dtype=self.dtype, local_files_only=self.local_files_only,
+                        )
         return self._loaded
 
     def _run_device(self) -> str:

@@ -10,7 +10,10 @@ numerics, and, when such a frame then fails, says why the data is most likely in
 from __future__ import annotations
 
 import copy
+import os
+import threading
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import CodecError, CorruptDataError, ModelMismatchError
@@ -73,16 +76,35 @@ class FingerprintPolicy:
             return "portable"
         return "native" if reason or self.step != "auto" else "portable"
 
-    def bind(self, fingerprint: dict[str, Any] | None) -> FingerprintPolicy:
+    def bind(self, fingerprint: dict[str, Any] | None,
+             models: Sequence[str | os.PathLike] | None = None) -> FingerprintPolicy:
         """The codec that decodes a frame with ``fingerprint`` (checked, see the base class).
 
         A frame whose fingerprint names no engine was made by the float forward (every frame
         from before the portable engine): with ``numerics="auto"`` it is decoded natively.
+
+        With ``models`` (a codec built from the frame's own header), the model is found by the
+        hash the fingerprint records, the given models tried first, and the frame's model name
+        is only a hint (:mod:`llm_codecs.models.finding`). Without, this codec's own model must
+        have that hash.
         """
         codec = self
+        if (models is not None and isinstance(fingerprint, dict)
+                and isinstance(fingerprint.get("model"), dict)):
+            from ..models.finding import check_identity
+
+            codec = copy.copy(self)
+            codec._wanted = dict(check_identity(fingerprint["model"]))
+            try:
+                codec._offered = tuple(os.fspath(m) for m in models)
+            except TypeError:
+                raise CodecError(f"model must be a path or a model name, got {models!r}") from None
+            codec._loaded = None
+            codec._load_lock = threading.Lock()
         if (self.numerics == "auto" and isinstance(fingerprint, dict)
                 and "engine" not in fingerprint):
-            codec = copy.copy(self)
+            if codec is self:
+                codec = copy.copy(self)
             codec.numerics = "native"
         if isinstance(fingerprint, dict) and isinstance(fingerprint.get("numerics"), dict):
             if codec is self:
@@ -155,8 +177,9 @@ class FingerprintPolicy:
         if theirs.get("sha256") != ours["sha256"]:
             raise ModelMismatchError(
                 f"frame was made with model {theirs.get('name')!r} (revision "
-                f"{theirs.get('revision')}, sha256 {str(theirs.get('sha256'))[:16]}...), but "
-                f"{self.model!r} loads as sha256 {ours['sha256'][:16]}..."
+                f"{theirs.get('revision')}, sha256 {theirs.get('sha256')}), but "
+                f"{self.model!r} loads as sha256 {ours['sha256']}: decode it without a codec "
+                "(llm_codecs.decompress finds the model by its hash) or with that model"
             )
         if "engine" in fingerprint:
             self._check_portable(fingerprint)

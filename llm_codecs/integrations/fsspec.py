@@ -72,14 +72,17 @@ class LLMZFile(io.BufferedIOBase):
         Name reported as :attr:`path`/``name``.
     fs : AbstractFileSystem, optional
         The filesystem this file came from.
+    model : str, optional
+        A model offered for decoding (used only if it has the hash the frame names).
     """
 
     _CACHED_BLOCKS = 2
 
-    def __init__(self, fileobj, path: str | None = None, fs=None, close_fileobj: bool = True):
+    def __init__(self, fileobj, path: str | None = None, fs=None, close_fileobj: bool = True,
+                 model: str | None = None):
         super().__init__()
         try:
-            self.reader = FrameReader(fileobj)
+            self.reader = FrameReader(fileobj, model=model)
         except BaseException:
             if close_fileobj:
                 fileobj.close()
@@ -327,6 +330,8 @@ class LLMZFileSystem(ChainedFileSystem):
         Original bytes per frame block for writes: the unit of random access.
     **params
         Codec parameters for writes, e.g. ``level=9`` for ``lz77`` or ``model=...`` for ``llm``.
+        ``model`` is also offered for reads: a frame names its model by hash, and this one
+        decodes it when it has that hash.
     """
 
     protocol = "llmz"
@@ -378,6 +383,11 @@ class LLMZFileSystem(ChainedFileSystem):
             if self._block_codec is None:
                 self._block_codec = make_codec(self.codec, **self.codec_params)
             return self._block_codec
+
+    def _decode_model(self) -> str | None:
+        # The model configured for writes is offered for reads too (used if its hash matches).
+        model = self.codec_params.get("model")
+        return model if isinstance(model, str) and model else None
 
     def _stored(self, path: str) -> tuple[str, bool]:
         """Return ``(target path, compressed)`` for an existing user path."""
@@ -486,7 +496,7 @@ class LLMZFileSystem(ChainedFileSystem):
             except (FileNotFoundError, IsADirectoryError):
                 return self.fs._open(target, mode=mode, block_size=block_size,
                                      autocommit=autocommit, cache_options=cache_options, **kwargs)
-            return LLMZFile(stored, path=target, fs=self)
+            return LLMZFile(stored, path=target, fs=self, model=self._decode_model())
         if "x" in mode and self.exists(path):
             raise FileExistsError(path)
         return LLMZWriteFile(self, target, autocommit=autocommit)
@@ -547,10 +557,12 @@ def open_compressed(fileobj, mode: str = "rb", **options):
     """fsspec compression callback: the original bytes of (``'r'``) or into (``'w'``) a frame.
 
     The wrapped ``fileobj`` is not closed (fsspec closes it). Writes use
-    ``llm_codecs.DEFAULT_CODEC`` unless ``codec=``/parameters are given.
+    ``llm_codecs.DEFAULT_CODEC`` unless ``codec=``/parameters are given; reads take ``model=``,
+    a model offered for decoding (used if it has the hash the frame names).
     """
     if "r" in mode:
-        return LLMZFile(fileobj, path=getattr(fileobj, "path", None), close_fileobj=False)
+        return LLMZFile(fileobj, path=getattr(fileobj, "path", None), close_fileobj=False,
+                        model=options.get("model"))
     if "w" in mode:
         return _CompressedWriter(fileobj, **options)
     raise ValueError(f"unsupported mode {mode!r} for llmz compression")

@@ -39,6 +39,10 @@ class _FrameCodec(Codec):
     def _codec_params(self) -> dict:
         return {}
 
+    def _decode_model(self) -> str | None:
+        """A model offered for decoding (used only if it has the hash a frame names)."""
+        return None
+
     def _get_block_codec(self) -> BlockCodec:
         if self._block_codec is None:
             with _BUILD_LOCK:
@@ -67,7 +71,7 @@ class _FrameCodec(Codec):
             The frame is damaged, or ``out`` does not have the size the frame declares (checked
             before anything is decoded).
         """
-        reader = open_frame(ensure_contiguous_ndarray(buf))
+        reader = open_frame(ensure_contiguous_ndarray(buf), model=self._decode_model())
         if out is not None:
             out = ensure_contiguous_ndarray(out)
             if out.nbytes != reader.size:
@@ -168,6 +172,12 @@ class LLM(_FrameCodec):
 
     def _codec_params(self) -> dict:
         return {k: v for k, v in vars(self).items() if not k.startswith("_") and k != "block_size"}
+
+    def _decode_model(self) -> str | None:
+        # A frame names its model by hash: the configured model decodes it when it has that
+        # hash, else the model is found among those on this machine.
+        model = vars(self).get("model")
+        return model if isinstance(model, str) and model else None
 
 
 #: Alias: the numcodecs class of the ``"llm"`` codec.

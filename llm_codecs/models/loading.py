@@ -1,34 +1,53 @@
-"""Find, load, fingerprint and cache the language models the LLM codec runs.
+"""Load, fingerprint and cache the language models the LLM codec runs.
 
-One loaded model per process and configuration, behind a lock: Zarr decodes several chunks at
-once in threads, and Dask workers must each load a model once, never receive one pickled.
+A model is known by its hash (:func:`_hash_model`: weights after the dtype cast, and the
+tokenizer), which every frame records. Loaded models are kept in a small process-wide cache
+keyed by that hash (at most ``LLM_CODECS_MAX_MODELS``, default 3, least recently used out), so
+the names one model goes by (``"default"``, its directory, a symbolic link, a copy, any
+``revision`` string) share one copy. Loading happens behind a lock: Zarr decodes several chunks
+at once in threads, and Dask workers must each load a model once, never receive one pickled.
+
 ``"default"`` is the small model shipped in ``llm_codecs/models/default``; anything else is
 handed to ``transformers`` exactly as a user would (a hub id or a local directory), so the
-embedded model and a hub model share every line of loading code.
+embedded model and a hub model share every line of loading code. :func:`load_model` loads a
+model by name (to compress, or for a codec configured with one); decoding finds the model a
+frame names by its hash instead (:mod:`.finding`), and never uses the network.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import platform
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import CodecError, ModelMismatchError
+from . import hashes
 from .tokens import ByteTokenizer
 
-__all__ = ["DEFAULT_MODEL_DIR", "LoadedModel", "load_model", "resolve_model"]
+__all__ = ["DEFAULT_MODEL_DIR", "LoadedModel", "cached_model", "clear_cache", "load_directory",
+           "load_model", "resolve_model"]
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 _DTYPES = ("float32", "float64", "bfloat16", "float16")
+#: Loaded models kept when ``LLM_CODECS_MAX_MODELS`` does not say.
+DEFAULT_MAX_MODELS = 3
+_MAX_ALIASES = 1024
 
-_cache: dict[tuple, LoadedModel] = {}
+#: (sha256, device, dtype) -> loaded model, least recently used first.
+_cache: OrderedDict[tuple[str, str, str], LoadedModel] = OrderedDict()
+#: How a model was asked for -> the hash it loaded as (a local directory's key includes its
+#: files' sizes and times, so a directory whose files change is loaded again).
+_aliases: dict[tuple, str] = {}
 _cache_lock = threading.Lock()
-# One lock per key so that loading one model does not block users of another.
-_key_locks: dict[tuple, threading.Lock] = {}
+# One load at a time: loads are rare, and two at once would double the peak memory. Reentrant
+# because finding a model (finding.py) loads candidates while holding it.
+_load_lock = threading.RLock()
 
 
 @dataclass
@@ -43,7 +62,9 @@ class LoadedModel:
         Lossless bytes <-> ids.
     identity : dict
         ``{"name", "revision", "sha256"}``: the hash covers the weights (names, shapes, dtypes,
-        values) and the tokenizer's full JSON, so any change to either is detected.
+        values) and the tokenizer's full JSON, so any change to either is detected. The name and
+        revision are those it was asked for by; aliases of one model share ``model`` and
+        ``tokenizer`` and differ only here.
     device, dtype : str
     """
 
@@ -68,6 +89,13 @@ class LoadedModel:
                 return value
         return None
 
+    def named(self, name: str | None, revision: str | None) -> LoadedModel:
+        """This model under another name (the same weights, tokenizer and hash)."""
+        identity = {"name": name, "revision": revision, "sha256": self.identity["sha256"]}
+        if identity == self.identity:
+            return self
+        return dataclasses.replace(self, identity=identity)
+
 
 def resolve_model(model: str) -> str:
     """The path or hub id that ``transformers`` should load for ``model``."""
@@ -83,6 +111,103 @@ def resolve_model(model: str) -> str:
     return os.path.expanduser(model) if model.startswith("~") else model
 
 
+def _check_dtype(dtype: str) -> None:
+    if dtype not in _DTYPES:
+        raise CodecError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+
+
+def max_models() -> int:
+    """How many loaded models the process keeps (``LLM_CODECS_MAX_MODELS``, at least 1)."""
+    try:
+        return max(1, int(os.environ.get("LLM_CODECS_MAX_MODELS", DEFAULT_MAX_MODELS)))
+    except ValueError:
+        return DEFAULT_MAX_MODELS
+
+
+def clear_cache() -> None:
+    """Forget every loaded model (codecs that hold one keep theirs until they go)."""
+    with _cache_lock:
+        _cache.clear()
+        _aliases.clear()
+
+
+def cached_model(sha256: str, device: str, dtype: str) -> LoadedModel | None:
+    """The loaded model with ``sha256`` on ``device`` in ``dtype``, if the process has it."""
+    key = (sha256, device, dtype)
+    with _cache_lock:
+        loaded = _cache.get(key)
+        if loaded is not None:
+            _cache.move_to_end(key)
+        return loaded
+
+
+def known_hash(path: str, device: str, dtype: str) -> str | None:
+    """The hash the model directory ``path`` loads as, if known without loading it."""
+    signature = hashes.directory_signature(path)
+    if signature is None:
+        return None
+    with _cache_lock:
+        sha = _aliases.get(("dir", signature, device, dtype))
+    return sha or hashes.lookup(path, dtype)
+
+
+def _keep(loaded: LoadedModel) -> LoadedModel:
+    """Cache ``loaded`` by its hash; if that hash is already cached, return that copy."""
+    key = (loaded.identity["sha256"], loaded.device, loaded.dtype)
+    with _cache_lock:
+        have = _cache.get(key)
+        if have is not None:
+            _cache.move_to_end(key)
+            return have
+        _cache[key] = loaded
+        while len(_cache) > max_models():
+            _cache.popitem(last=False)
+        return loaded
+
+
+def _get(key: tuple, source: str, revision: str | None, device: str, dtype: str,
+         local_files_only: bool, want: str | None, label: str,
+         keep: bool = True) -> LoadedModel:
+    """The model ``source`` loads as, from the cache when ``key`` was seen before.
+
+    It is cached if ``keep`` and its hash is ``want`` (any hash when ``want`` is None).
+    """
+    with _cache_lock:
+        sha = _aliases.get(key)
+    if sha is not None and (hit := cached_model(sha, device, dtype)) is not None:
+        return hit
+    with _load_lock:
+        with _cache_lock:
+            sha = _aliases.get(key)
+        if sha is not None and (hit := cached_model(sha, device, dtype)) is not None:
+            return hit
+        loaded = _load(source, revision, device, dtype, local_files_only, label)
+        sha = loaded.identity["sha256"]
+        if key[0] == "dir":
+            hashes.remember(source, dtype, sha)
+        with _cache_lock:
+            if len(_aliases) >= _MAX_ALIASES:
+                _aliases.clear()
+            _aliases[key] = sha
+        return _keep(loaded) if keep and want in (None, sha) else loaded
+
+
+def load_directory(path: str, *, device: str = "cpu", dtype: str = "float32",
+                   want: str | None = None, keep: bool = True) -> LoadedModel:
+    """Load the model directory ``path``, never using the network.
+
+    The model is cached (by hash, shared with its aliases) when ``keep`` is true and its hash is
+    ``want`` (any hash when ``want`` is None). Raises what :func:`load_model` raises.
+    """
+    _check_dtype(dtype)
+    signature = hashes.directory_signature(path)
+    if signature is None:
+        raise ModelMismatchError(f"{path} is not a model directory (no config.json)")
+    real = os.path.realpath(path)
+    key = ("dir", signature, device, dtype)
+    return _get(key, real, None, device, dtype, True, want, path, keep).named(real, None)
+
+
 def _hash_model(model, tokenizer) -> str:
     import torch
 
@@ -95,12 +220,11 @@ def _hash_model(model, tokenizer) -> str:
     return digest.hexdigest()
 
 
-def _load(model: str, revision: str | None, device: str, dtype: str,
-          local_files_only: bool) -> LoadedModel:
+def _load(source: str, revision: str | None, device: str, dtype: str,
+          local_files_only: bool, label: str) -> LoadedModel:
     import torch
     import transformers
 
-    source = resolve_model(model)
     kwargs = {"revision": revision, "local_files_only": local_files_only}
     # Loading bars would interleave with the CLI's own progress bar.
     bars = transformers.utils.logging.is_progress_bar_enabled()
@@ -112,7 +236,7 @@ def _load(model: str, revision: str | None, device: str, dtype: str,
         )
     except (OSError, ValueError) as exc:
         raise ModelMismatchError(
-            f"cannot load model {model!r}"
+            f"cannot load model {label!r}"
             + (f" (revision {revision})" if revision else "")
             + f": {exc}".rstrip()
         ) from exc
@@ -126,7 +250,7 @@ def _load(model: str, revision: str | None, device: str, dtype: str,
         torch.backends.cudnn.allow_tf32 = False
     lm.eval().to(device)
     # Hash what was loaded, after the dtype cast: that is what the numbers depend on.
-    identity = {"name": model, "revision": revision, "sha256": _hash_model(lm, tokenizer)}
+    identity = {"name": source, "revision": revision, "sha256": _hash_model(lm, tokenizer)}
     return LoadedModel(lm, ByteTokenizer(tokenizer), identity, device, dtype)
 
 
@@ -134,13 +258,17 @@ def load_model(model: str = "default", *, revision: str | None = None, device: s
                dtype: str = "float32", local_files_only: bool = False) -> LoadedModel:
     """Load ``model`` once per process (thread-safe) and return it.
 
+    Names of one model (paths to the same directory, copies of it, any ``revision`` of a local
+    directory) share one loaded copy; the returned :attr:`LoadedModel.identity` carries the name
+    and revision asked for.
+
     Parameters
     ----------
     model : str
         ``"default"`` (the embedded model), a HuggingFace hub id, or a local directory in
         HuggingFace format.
     revision : str, optional
-        Hub revision (branch, tag or commit).
+        Hub revision (branch, tag or commit); ignored for a local directory.
     device : str
         ``"cpu"`` or a CUDA device such as ``"cuda"``.
     dtype : str
@@ -155,21 +283,16 @@ def load_model(model: str = "default", *, revision: str | None = None, device: s
     UnsupportedTokenizerError
         Its tokenizer cannot represent arbitrary bytes.
     """
-    if dtype not in _DTYPES:
-        raise CodecError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
-    key = (model, revision, device, dtype)
-    with _cache_lock:
-        if key in _cache:
-            return _cache[key]
-        key_lock = _key_locks.setdefault(key, threading.Lock())
-    with key_lock:
-        with _cache_lock:
-            if key in _cache:
-                return _cache[key]
-        loaded = _load(model, revision, device, dtype, local_files_only)
-        with _cache_lock:
-            _cache[key] = loaded
-        return loaded
+    _check_dtype(dtype)
+    source = resolve_model(model)
+    signature = hashes.directory_signature(source) if os.path.isdir(source) else None
+    if signature is not None:
+        key: tuple = ("dir", signature, device, dtype)
+        loaded = _get(key, os.path.realpath(source), None, device, dtype, True, None, model)
+    else:
+        key = ("hub", source, revision, device, dtype)
+        loaded = _get(key, source, revision, device, dtype, local_files_only, None, model)
+    return loaded.named(model, revision)
 
 
 def numerics(loaded: LoadedModel, threads: int) -> dict[str, Any]:
