@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from .codecs import BlockCodec, make_codec
-from .frame import FrameReader, FrameWriter
+from .frame import FrameReader, FrameWriter, check_block_size
 from .strings import strings_hint, text_view
 
 #: Codec used when none is named: the LLM codec with the embedded default model.
@@ -75,24 +75,21 @@ def compress(
     out = io.BytesIO()
     coder = _resolve(codec, params)
     view_of_strings = text_view(view, hint) if coder.models_text else None
-    if view_of_strings is None:
-        with FrameWriter(out, coder, block_size) as writer:
-            writer.write(view)
-    else:
-        layout, text = view_of_strings
-        with FrameWriter(out, coder, block_size, layout=layout,
-                         original_size=len(view)) as writer:
-            writer.write(text)
-    frame = out.getvalue()
+    layout, coded = (None, view) if view_of_strings is None else view_of_strings
+    block_size = check_block_size(coder, block_size)
+    fallbacks = coder.frame_fallbacks()
     # A model frame that is not smaller than its fallback's plain frame (the model coded no
     # block, or its header outweighs what it saved on a small input) becomes that plain frame:
     # no model fingerprint in the header, and no model needed to decode it. LZ77 costs well
-    # under 1% of the model's time.
-    for alternative in coder.frame_fallbacks():
-        plain = compress(view, alternative, block_size=writer.block_size)
-        if len(plain) <= len(frame):
-            frame = plain
-    return frame
+    # under 1% of the model's time. Where no block would reach the model (random or binary
+    # data), that frame is the answer and the model is not even loaded.
+    plains = [compress(view, alternative, block_size=block_size) for alternative in fallbacks]
+    if plains and not coder.would_code(coded, block_size):
+        return min(plains, key=len)
+    with FrameWriter(out, coder, block_size, layout=layout,
+                     original_size=None if layout is None else len(view)) as writer:
+        writer.write(coded)
+    return min([out.getvalue(), *plains], key=len)
 
 
 def decompress(frame, offset: int = 0, size: int | None = None, *, model=None) -> bytes:

@@ -340,3 +340,24 @@ def test_a_block_the_probe_keeps_is_coded_exactly_as_without_it():
 def test_probe_must_be_a_bool():
     with pytest.raises(llm_codecs.CodecError, match="probe"):
         make_codec("llm", probe="yes")
+
+
+def test_binary_data_never_loads_the_model():
+    # A fresh process: nothing loaded before. Random bytes (every block binary) go to LZ77
+    # without the model being loaded, and the frame is the plain LZ77 frame it always was.
+    script = textwrap.dedent("""
+        import os, llm_codecs
+        from llm_codecs.models import loading
+        data = os.urandom(300_000)
+        frame = llm_codecs.compress(data)
+        plain = min(llm_codecs.compress(data, "lz77", level=level, block_size=65536)
+                    for level in (9, 5))
+        assert frame == plain and llm_codecs.decompress(frame) == data
+        codec = llm_codecs.LLMCodec()
+        assert codec.decode(codec.encode(data[:70_000])) == data[:70_000]
+        assert not loading._cache, "the model was loaded"
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

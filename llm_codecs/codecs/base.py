@@ -100,6 +100,14 @@ class BlockCodec(ABC):
         """
         return []
 
+    def would_code(self, data, block_size: int) -> bool:
+        """Whether any block of ``data`` would be coded by this codec itself, not its fallback.
+
+        :func:`llm_codecs.compress` returns the fallback's frame at once when not (and a
+        model-based codec then never loads its model). True by default.
+        """
+        return True
+
     def encode_blocks(self, blocks: list[bytes]) -> list[tuple[int, bytes]]:
         """Encode several blocks, returning ``(method, payload)`` for each.
 

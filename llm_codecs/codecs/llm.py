@@ -344,6 +344,14 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         """LZ77 levels 9 and default when ``fallback`` is on (see the base class)."""
         return self._fallback_codecs() if self.fallback else []
 
+    def would_code(self, data, block_size: int) -> bool:
+        """False when every block is empty or binary: LZ77 codes them all without the model."""
+        view = memoryview(data).cast("B")
+        if not self.fallback:
+            return len(view) > 0
+        return any(not looks_binary(bytes(view[i : i + block_size]))
+                   for i in range(0, len(view), block_size))
+
     def _fallback_codecs(self) -> list[BlockCodec]:
         if self._fallback is None:
             from . import make_codec
