@@ -361,3 +361,36 @@ def test_binary_data_never_loads_the_model():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def _with_tokenizer_of(source: str, target) -> str:
+    import transformers
+
+    transformers.AutoTokenizer.from_pretrained(source).save_pretrained(target)
+    return str(target)
+
+
+def test_a_model_with_weights_missing_from_its_files_is_refused(tiny_models, tmp_path):
+    import transformers
+
+    # An encoder saved without a language-model head: loading it as a causal LM would give
+    # the head random weights, different in every process.
+    tok = transformers.AutoTokenizer.from_pretrained(tiny_models["llama"])
+    config = transformers.BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=32, is_decoder=True)
+    transformers.BertModel(config).save_pretrained(tmp_path / "bert")
+    path = _with_tokenizer_of(tiny_models["llama"], tmp_path / "bert")
+    with pytest.raises(ModelMismatchError, match="not a complete causal language model"):
+        llm_codecs.compress(b"some text " * 50, "llm", model=path)
+
+
+def test_a_tokenizer_with_more_ids_than_the_model_predicts_is_refused(tiny_models, tmp_path):
+    import transformers
+
+    tok = transformers.AutoTokenizer.from_pretrained(tiny_models["llama"])
+    config = transformers.AutoConfig.from_pretrained(tiny_models["llama"])
+    config.vocab_size = len(tok) - 10
+    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "narrow")
+    path = _with_tokenizer_of(tiny_models["llama"], tmp_path / "narrow")
+    with pytest.raises(UnsupportedTokenizerError, match=f"{len(tok)} token ids"):
+        llm_codecs.compress(b"some text " * 50, "llm", model=path)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import CodecError, ModelMismatchError
+from ..errors import CodecError, ModelMismatchError, UnsupportedTokenizerError
 from . import hashes
 from .tokens import ByteTokenizer
 
@@ -231,8 +231,9 @@ def _load(source: str, revision: str | None, device: str, dtype: str,
     transformers.utils.logging.disable_progress_bar()
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
-        lm = transformers.AutoModelForCausalLM.from_pretrained(
-            source, dtype=getattr(torch, dtype), attn_implementation="sdpa", **kwargs
+        lm, info = transformers.AutoModelForCausalLM.from_pretrained(
+            source, dtype=getattr(torch, dtype), attn_implementation="sdpa",
+            output_loading_info=True, **kwargs
         )
     except (OSError, ValueError) as exc:
         raise ModelMismatchError(
@@ -243,6 +244,7 @@ def _load(source: str, revision: str | None, device: str, dtype: str,
     finally:
         if bars:
             transformers.utils.logging.enable_progress_bar()
+    _check_complete(lm, info, tokenizer, label)
     if device.startswith("cuda"):
         # Autotuning picks kernels by timing and TF32 by default: both would differ between runs.
         torch.backends.cudnn.benchmark = False
@@ -252,6 +254,33 @@ def _load(source: str, revision: str | None, device: str, dtype: str,
     # Hash what was loaded, after the dtype cast: that is what the numbers depend on.
     identity = {"name": source, "revision": revision, "sha256": _hash_model(lm, tokenizer)}
     return LoadedModel(lm, ByteTokenizer(tokenizer), identity, device, dtype)
+
+
+def _check_complete(lm, info: dict, tokenizer, label: str) -> None:
+    """Refuse a model that is not all in its files, or whose tokenizer it cannot predict.
+
+    Weights missing from the checkpoint (an encoder directory loaded as a causal LM gets a
+    language-model head) are initialised at random by ``transformers``: such a model would
+    round-trip in the process that made the frame and fail in every other one.
+    """
+    missing = sorted(info.get("missing_keys") or ())
+    mismatched = sorted(str(k) for k in info.get("mismatched_keys") or ())
+    if missing or mismatched:
+        shown = ", ".join((missing + mismatched)[:4])
+        more = len(missing) + len(mismatched) - 4
+        raise ModelMismatchError(
+            f"model {label!r} is not a complete causal language model: "
+            f"{len(missing) + len(mismatched)} of its weights are not in its files ({shown}"
+            + (f" and {more} more" if more > 0 else "")
+            + ") and would be random; is it an encoder or a base model without its LM head?"
+        )
+    ids = len(tokenizer)
+    width = int(lm.get_output_embeddings().weight.shape[0])
+    if ids > width:
+        raise UnsupportedTokenizerError(
+            f"model {label!r}: its tokenizer has {ids} token ids but the model predicts only "
+            f"{width}; the tokenizer and the weights do not belong together"
+        )
 
 
 def load_model(model: str = "default", *, revision: str | None = None, device: str = "cpu",
