@@ -48,6 +48,26 @@ __all__ = [
 ]
 
 
+def _register_fsspec_compression() -> None:
+    # fsspec has no entry point for compressions: register "llmz" (and the ".llmz" suffix for
+    # compression="infer") on import, with a callback that imports the integration only when a
+    # file is opened.
+    try:
+        from fsspec.compression import register_compression
+    except ImportError:  # pragma: no cover - fsspec is a dependency
+        return
+
+    def open_llmz(fileobj, mode="rb", **options):
+        from .integrations.fsspec import open_compressed
+
+        return open_compressed(fileobj, mode, **options)
+
+    register_compression("llmz", open_llmz, "llmz", force=True)
+
+
+_register_fsspec_compression()
+
+
 def __getattr__(name):
     # The numcodecs classes import numcodecs; keep `import llm_codecs` light until they are used.
     if name == "NumericsWarning":

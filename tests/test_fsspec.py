@@ -6,6 +6,9 @@ import io
 import os
 import pickle
 import socket
+import subprocess
+import sys
+import textwrap
 import uuid
 
 import fsspec
@@ -287,3 +290,25 @@ def test_compression_is_registered_and_inferred(tmp_path):
     with fsspec.open(path, "rt", compression="llmz") as f:
         assert f.readline().encode() == LOG.split(b"\n", 1)[0] + b"\n"
     assert llmz_fsspec.open_compressed is fsspec.compression.compr["llmz"]
+
+
+def test_import_llm_codecs_alone_registers_the_compression(tmp_path):
+    # A fresh process that only imports llm_codecs: fsspec's compression="infer" (by the
+    # .llmz suffix) and compression="llmz" must both work, reading and writing.
+    script = textwrap.dedent(f"""
+        import fsspec, llm_codecs
+        path = {str(tmp_path / "x.txt.llmz")!r}
+        with fsspec.open(path, "wb", compression="infer", codec="lz77") as f:
+            f.write(b"hello " * 100)
+        assert open(path, "rb").read(4) == b"LLMZ"
+        with fsspec.open(path, "rb", compression="infer") as f:
+            assert f.read() == b"hello " * 100
+        with fsspec.open(path, "rb", compression="llmz") as f:
+            assert f.read() == b"hello " * 100
+        import sys
+        assert "llm_codecs.integrations.fsspec" in sys.modules  # imported when a file opened
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
