@@ -104,10 +104,25 @@ def test_config_json_registry_and_pickle(codec):
     assert clone == codec
 
 
-def test_keyword_and_params_forms_agree():
-    assert LZ77(level=3) == LZ77(params={"level": 3})
-    assert LZ77().params["level"] == llm_codecs.LZ77().level
+def test_fields_are_typed_and_filled_with_the_codecs_defaults():
+    from dataclasses import fields
+
+    from llm_codecs.codecs.llm import LanguageModelCodec
+
+    assert LZ77(level=3).level == 3 and LZ77().level == llm_codecs.LZ77().level == 5
+    assert LZ77().block_size == 1 << 20 and Huffman().block_size == 256 << 10
+    assert LZ77().params == {"level": 5}
     assert zarr3.CODECS["llm_codecs.huffman"] is Huffman
+    # The llm codec's fields are exactly the block codec's parameters, with its defaults.
+    import inspect
+
+    signature = inspect.signature(LanguageModelCodec.__init__).parameters
+    assert {f.name for f in fields(LLM)} == (set(signature) - {"self"}) | {"block_size"}
+    made = LLM()
+    for name, parameter in signature.items():
+        if name != "self":
+            assert getattr(made, name) == parameter.default, name
+    assert LLM() == LLM(model="default", lanes=made.lanes) and hash(LLM()) == hash(made)
 
 
 def test_bad_parameters_raise_codec_error():
@@ -156,8 +171,9 @@ def test_llm_codec_is_generic_and_lazy(tmp_path):
         with pytest.raises(CodecError, match=r"llm_codecs\.llm"):
             zarr.open_array(path, mode="r")
         return
-    assert codec.to_dict() == {"name": "llm_codecs.llm",
-                               "configuration": {"model": "default", "block_size": 4096}}
+    configuration = codec.to_dict()["configuration"]
+    assert configuration["model"] == "default" and configuration["block_size"] == 4096
+    assert configuration["lanes"] == 96 and configuration["numerics"] == "auto"  # every field
     assert pickle.loads(pickle.dumps(codec)) == codec
     assert codec._inner._block_codec._loaded is None  # no model until the first chunk
 

@@ -14,8 +14,10 @@ Codec names and configurations (``configuration`` always lists every field):
 
 - ``llm_codecs.huffman``: ``{"block_size": int}``
 - ``llm_codecs.lz77``: ``{"level": int, "block_size": int}``
-- ``llm_codecs.llm``: ``{"block_size": int, **params}`` (e.g. ``"model": "default"``), passed
-  through to the ``"llm"`` codec as they are; the model loads on first use, not at import.
+- ``llm_codecs.llm``: the ``"llm"`` codec's parameters (``"model": "default"``, ``"lanes"``,
+  ``"numerics"``, ...) and ``"block_size"``; the model loads on first use, not at import.
+
+Each is a frozen dataclass with typed fields, validated when it is made.
 
 Pickling carries only the configuration (see :meth:`FrameCodec.__reduce__`), so Dask graphs
 stay small and every worker builds (and caches) its own codec.
@@ -25,8 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from zarr.abc.codec import BytesBytesCodec
@@ -47,14 +48,10 @@ if TYPE_CHECKING:
 class FrameCodec(BytesBytesCodec):
     """Shared body of the Zarr 3 codecs: the chunk becomes one LLMZ frame.
 
-    Subclasses only name themselves (:attr:`codec_name`) and their numcodecs twin.
-
-    Parameters
-    ----------
-    block_size : int, optional
-        Original bytes per independently coded block; the codec's default when omitted.
-    params : mapping, optional
-        Codec parameters (also accepted as keywords), e.g. ``level=9`` for ``lz77``.
+    Subclasses declare their configuration as typed dataclass fields (like zarr-python's own
+    ``GzipCodec.level``), name themselves (:attr:`codec_name`) and their numcodecs twin. A field
+    left at None takes the codec's default; every field holds a concrete value once the codec
+    is made, and a bad one raises :class:`CodecError` right there (so at ``create_array``).
     """
 
     is_fixed_size = False
@@ -64,23 +61,38 @@ class FrameCodec(BytesBytesCodec):
     #: The numcodecs class with the same configuration and the same bytes.
     numcodecs_class: ClassVar[type[_nc._FrameCodec]]
 
-    block_size: int
-    params: Mapping[str, Any]
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # Before the dataclass __init__, which would raise a bare TypeError naming this class.
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown or len(args) > len(names):
+            what = (f"unknown parameter{'s' if len(unknown) > 1 else ''} "
+                    f"{', '.join(map(repr, unknown))}" if unknown
+                    else f"{len(args)} positional arguments")
+            raise CodecError(f"bad configuration for codec {cls.codec_name!r}: {what}; its "
+                             f"parameters are {', '.join(names)}")
+        return super().__new__(cls)
 
-    def __init__(
-        self, *, block_size: int | None = None, params: Mapping[str, Any] | None = None, **kwargs
-    ) -> None:
-        merged = {**(params or {}), **kwargs}
+    def __post_init__(self) -> None:
+        given = {f.name: getattr(self, f.name) for f in fields(self)
+                 if getattr(self, f.name) is not None}
         try:
-            inner = self.numcodecs_class(block_size=block_size, **merged)
-        except TypeError as exc:
+            inner = self.numcodecs_class(**given)
+        except (TypeError, CodecError) as exc:
             raise CodecError(f"bad configuration for codec {self.codec_name!r}: {exc}") from None
-        config = inner.get_config()
-        config.pop("id")
-        object.__setattr__(self, "block_size", config.pop("block_size"))
-        object.__setattr__(self, "params", config)
+        block = inner._get_block_codec()
+        defaults = {**block.params(), "block_size": inner.block_size}
+        for f in fields(self):
+            if getattr(self, f.name) is None:
+                value = defaults[f.name] if f.name in defaults else getattr(block, f.name)
+                object.__setattr__(self, f.name, value)
         # Not a field: left out of eq/repr, and pickling rebuilds it from the configuration.
         object.__setattr__(self, "_inner", inner)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every field but ``block_size``: the block codec's parameters."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "block_size"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -88,8 +100,9 @@ class FrameCodec(BytesBytesCodec):
         _, configuration = parse_named_configuration(
             data, cls.codec_name, require_configuration=False
         )
+        configuration = configuration or {}
         try:
-            return cls(**(configuration or {}))
+            return cls(**configuration)
         except CodecError as exc:
             raise CodecError(
                 f"cannot build Zarr codec {cls.codec_name!r} (package llm_codecs) from "
@@ -98,10 +111,8 @@ class FrameCodec(BytesBytesCodec):
 
     def to_dict(self) -> dict[str, Any]:
         """Return ``{"name": ..., "configuration": {...}}`` with every field filled in."""
-        return {
-            "name": self.codec_name,
-            "configuration": {**self.params, "block_size": self.block_size},
-        }
+        return {"name": self.codec_name,
+                "configuration": {f.name: getattr(self, f.name) for f in fields(self)}}
 
     def __reduce__(self):
         return (type(self).from_dict, (self.to_dict(),))
@@ -143,25 +154,68 @@ def _strings_of(chunk_spec: ArraySpec):
     return native if native.kind in "SUOT" else None
 
 
+@dataclass(frozen=True)
 class Huffman(FrameCodec):
-    """``llm_codecs.huffman``: canonical Huffman coding of bytes (configuration: block_size)."""
+    """``llm_codecs.huffman``: canonical Huffman coding of bytes.
+
+    Parameters
+    ----------
+    block_size : int, optional
+        Original bytes per block (default 256 KiB).
+    """
 
     codec_name = "llm_codecs.huffman"
     numcodecs_class = _nc.Huffman
 
+    block_size: int | None = None
 
+
+@dataclass(frozen=True)
 class LZ77(FrameCodec):
-    """``llm_codecs.lz77``: deflate-like LZ77 (configuration: level 1-9, block_size)."""
+    """``llm_codecs.lz77``: deflate-like LZ77.
+
+    Parameters
+    ----------
+    level : int, optional
+        1 (fastest) to 9 (smallest); default 5.
+    block_size : int, optional
+        Original bytes per block (default 1 MiB).
+    """
 
     codec_name = "llm_codecs.lz77"
     numcodecs_class = _nc.LZ77
 
+    level: int | None = None
+    block_size: int | None = None
 
+
+@dataclass(frozen=True)
 class LLM(FrameCodec):
-    """``llm_codecs.llm``: model-based coding; every parameter passes through to the codec."""
+    """``llm_codecs.llm``: model-based coding (the embedded model by default).
+
+    The fields are the ``"llm"`` block codec's parameters
+    (:class:`~llm_codecs.codecs.llm.LanguageModelCodec` documents each); None takes its
+    default. Nothing is loaded when the codec is made: the model loads on first use.
+    """
 
     codec_name = "llm_codecs.llm"
     numcodecs_class = _nc.LLM
+
+    model: str | None = None
+    revision: str | None = None
+    lanes: int | None = None
+    context: int | None = None
+    step: str | None = None
+    numerics: str | None = None
+    scale_bits: int | None = None
+    cache: bool | None = None
+    threads: int | None = None
+    device: str | None = None
+    dtype: str | None = None
+    fallback: bool | None = None
+    probe: bool | None = None
+    local_files_only: bool | None = None
+    block_size: int | None = None
 
 
 #: Every Zarr 3 codec of this package by ``zarr.json`` name.
