@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from .codecs import METHOD_STORED, BlockCodec, make_codec
+from .codecs import METHOD_STORED, BlockCodec, codec_class, make_codec
 from .errors import CodecError, CorruptDataError, ModelMismatchError, NumericsMismatchError
 from .strings import StringLayout
 
@@ -442,6 +442,7 @@ class FrameReader:
         if total < MIN_FRAME_SIZE:
             raise CorruptDataError(f"truncated frame: {total} bytes is too short for LLMZ")
         self.header, header_end = FrameHeader.parse(self._read_at, total)
+        self._check_block_size(codec)
         #: How the blocks' text becomes the original bytes, for a frame of strings.
         self.layout = self.header.layout
         self.blocks, self.size = self._read_index(header_end, total)
@@ -462,6 +463,19 @@ class FrameReader:
         with self._lock:
             self._file.seek(offset)
             return self._file.read(n)
+
+    def _check_block_size(self, codec: BlockCodec | None) -> None:
+        # A block is decoded whole, so its size bounds what one decode allocates: the codec's
+        # own limit applies, not just the format's 64 MiB (the llm codec's is 4 MiB).
+        try:
+            cls = type(codec) if codec is not None else codec_class(self.header.codec)
+        except CodecError as exc:
+            raise CorruptDataError(f"frame header names an unusable codec: {exc}") from None
+        if self.header.block_size > cls.max_block_size:
+            raise CorruptDataError(
+                f"frame header declares blocks of {self.header.block_size} bytes; the "
+                f"{self.header.codec!r} codec makes at most {cls.max_block_size}"
+            )
 
     def _make_codec(self) -> BlockCodec:
         try:

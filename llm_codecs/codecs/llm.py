@@ -381,7 +381,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         tokens, active = token_grid(ids, used, steps, start_id)
         side = EncodingSide(tokens)
         run_steps(self._schedule(loaded, used, steps, start_id), self._mixer(loaded, used, steps),
-                  active, start_id, side)
+                  T, used, steps, start_id, side)
         stream, self.last_ideal_bits = side.stream(active, self.scale_bits)
         payload = bytearray()
         _put_varint(payload, T)
@@ -416,12 +416,17 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
 
     def _decode_stream(self, loaded, stream: bytes, T: int, used: int,
                        steps: int) -> np.ndarray:
+        from ..coding import rans
         from .llm_steps import DecodingSide, run_steps
 
+        # Every token of the vocabulary keeps a count in every table, which bounds how many
+        # tokens a stream of this length can hold (weakly: see rans.max_symbols).
+        most = rans.max_symbols(len(stream), self.scale_bits, loaded.vocab_size - 1)
+        if most is not None and most < T:
+            raise CorruptDataError(f"LLM payload: {len(stream)} bytes cannot code {T} tokens")
         start_id = self._start_id(loaded)
-        _, active = token_grid(np.zeros(T, dtype=np.int64), used, steps, start_id)
         side = DecodingSide(stream, self.scale_bits)
         tokens = run_steps(self._schedule(loaded, used, steps, start_id),
-                           self._mixer(loaded, used, steps), active, start_id, side)
+                           self._mixer(loaded, used, steps), T, used, steps, start_id, side)
         side.finish()
         return tokens.reshape(-1)[:T]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..coding import rans
+from ..growth import grown
+from .llm_schedule import step_active
 
 __all__ = ["DecodingSide", "EncodingSide", "run_steps"]
 
@@ -54,8 +56,14 @@ class DecodingSide:
         self._decoder.check_finished()
 
 
-def run_steps(schedule, mixer, active: np.ndarray, start_id: int, side) -> np.ndarray:
-    """Run every step of a block; return its ``(lanes, steps)`` tokens.
+def run_steps(schedule, mixer, count: int, lanes: int, steps: int, start_id: int,
+              side) -> np.ndarray:
+    """Run every step of a block of ``count`` tokens; return its ``(lanes, steps)`` tokens.
+
+    Lane ``i`` codes tokens ``i * steps ..`` (:func:`~.llm_schedule.lane_layout`); positions
+    past the last token hold ``start_id``. The token grid grows with the steps run
+    (:mod:`llm_codecs.growth`): a decoder whose stream fails early never holds the grid its
+    payload declared.
 
     Parameters
     ----------
@@ -63,20 +71,21 @@ def run_steps(schedule, mixer, active: np.ndarray, start_id: int, side) -> np.nd
         Predicts each step (:mod:`.llm_schedule`).
     mixer : TokenCacheMixer
         Turns predictions into tables and learns from the coded symbols.
-    active : numpy.ndarray
-        ``(lanes, steps)`` bool: which positions hold a token.
+    count, lanes, steps : int
+        Tokens of the block and its layout, as :func:`~.llm_schedule.lane_layout` gives them.
     start_id : int
         What an inactive position holds (and what the model is fed there).
     side : EncodingSide or DecodingSide
         Writes or reads each step's symbols.
     """
-    lanes, steps = active.shape
-    tokens = np.empty((lanes, steps), dtype=np.int64)
+    tokens = np.empty((lanes, 0), dtype=np.int64)
     for t in range(steps):
+        tokens = grown(tokens, 1, t + 1, steps)
+        active = step_active(count, lanes, steps, t)
         cum = mixer.tables(schedule.logits(t))
-        symbols = side.code(t, cum, active[:, t])
-        mixer.observe(symbols, active[:, t])
-        tokens[:, t] = np.where(active[:, t], symbols, start_id)
+        symbols = side.code(t, cum, active)
+        mixer.observe(symbols, active)
+        tokens[:, t] = np.where(active, symbols, start_id)
         if t + 1 < steps:
             schedule.feed(t + 1, tokens[:, t])
-    return tokens
+    return tokens[:, :steps]

@@ -1,0 +1,110 @@
+"""Hostile frames (issue 16): a frame is input from a stranger, and decoding it must be as safe as
+``zlib.decompress`` - typed errors, memory and time bounded by what the frame proves, not by
+what its header declares. The frames here are forged with every checksum right."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import textwrap
+import zlib
+from pathlib import Path
+
+import pytest
+
+from llm_codecs import CorruptDataError
+from llm_codecs.frame import FrameHeader, FrameReader
+
+from .helpers import forge_frame, rans_stream, varint
+
+ROOT = Path(__file__).resolve().parents[1]
+_FINGERPRINT = {"coder": "rans64-shared", "engine": "int8-v1",
+                "model": {"name": "default", "revision": None, "sha256": "0" * 64}}
+
+
+def _llm_header(block_size: int, **params) -> FrameHeader:
+    return FrameHeader("llm", {"model": "default", **params}, block_size, _FINGERPRINT)
+
+
+# -- item 1: llm blocks -----------------------------------------------------------------------
+
+def test_llm_blocks_beyond_the_codec_limit_are_refused_when_the_frame_opens():
+    # The format allows 64 MiB, the llm codec makes at most 4 MiB: the reader holds the frame
+    # to the codec's own limit, before loading any model.
+    size = (4 << 20) + 1
+    frame = forge_frame(_llm_header(size), [(3, varint(size) + b"\0" * 16, size)])
+    with pytest.raises(CorruptDataError, match="at most 4194304"):
+        FrameReader(frame)
+    ok = forge_frame(FrameHeader("lz77", {}, 64 << 20, None), [(0, b"x", 1, zlib.crc32(b"x"))])
+    assert FrameReader(ok).read() == b"x"
+
+
+_FORGED_LLM_FRAMES = textwrap.dedent("""
+    import json, random, resource, sys, time
+    sys.path.insert(0, {root!r})
+    import llm_codecs
+    from llm_codecs.codecs import make_codec
+    from llm_codecs.frame import FrameHeader
+    from tests.helpers import forge_frame, rans_stream, varint
+
+    def peak():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    codec = make_codec("llm")
+    fingerprint = codec.fingerprint()
+    llm_codecs.decompress(llm_codecs.compress(b"a warm-up line of text. " * 30, "llm",
+                                              fallback=False))
+    rng = random.Random(16)
+    cases = [  # name, block size, declared tokens, stream words, params
+        ("64k", 64 << 10, 64 << 10, 14, {{}}),
+        ("4m-one-lane", 4 << 20, 4 << 20, 14, {{"lanes": 1}}),
+        ("too-short", 4 << 20, 4 << 20, 0, {{"scale_bits": 24}}),
+        ("4m-wide", 4 << 20, 4 << 20, 14, {{"lanes": 1024, "context": 8192}}),
+    ]
+    out = {{}}
+    for name, size, tokens, words, params in cases:
+        header = FrameHeader("llm", {{**codec.params(), **params}}, size, fingerprint)
+        frame = forge_frame(header, [(3, varint(tokens) + rans_stream(words, rng), size)])
+        before, start = peak(), time.perf_counter()
+        try:
+            llm_codecs.decompress(frame)
+            error = None
+        except Exception as exc:
+            error = f"{{type(exc).__name__}}: {{exc}}"
+        out[name] = {{"bytes": len(frame), "error": error, "seconds": time.perf_counter() - start,
+                     "peak_growth_mib": peak() - before}}
+    print(json.dumps(out))
+""")
+
+
+def test_forged_llm_payloads_fail_fast_in_little_memory():
+    # Before: the 64 KiB block took 17 s to be refused; the 4 MiB ones ran for minutes while
+    # their resident memory passed 3.7 GB (lane history, model inputs, rotary tables and KV
+    # cache were allocated for every declared token). Now the rANS decoder stops at the first
+    # read past its stream's end and every such buffer grows with the steps decoded.
+    result = subprocess.run([sys.executable, "-c", _FORGED_LLM_FRAMES.format(root=str(ROOT))],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    cases = json.loads(result.stdout.strip().splitlines()[-1])
+    for name, case in cases.items():
+        assert case["bytes"] < 200, name
+        assert case["error"] is not None and case["error"].startswith("CorruptDataError"), case
+        assert case["seconds"] < 5, (name, case)
+    assert "read past the end" in cases["64k"]["error"]
+    assert "cannot code" in cases["too-short"]["error"]
+    for name in ("64k", "4m-one-lane", "too-short"):
+        assert cases[name]["peak_growth_mib"] < 100, (name, cases[name])
+    # 1,024 lanes cost their tables and the first slots of their KV cache (about 250 MiB for the
+    # default model), whatever the declared length.
+    assert cases["4m-wide"]["peak_growth_mib"] < 600, cases["4m-wide"]
+
+
+def test_a_short_stream_with_a_malformed_state_is_refused_before_the_model_runs():
+    pytest.importorskip("torch")
+    from llm_codecs.codecs.llm_steps import DecodingSide
+
+    with pytest.raises(CorruptDataError, match="initial state"):
+        DecodingSide(b"\xff" * 8, 28)
+    DecodingSide(rans_stream(3, random.Random(0)), 28)  # well-formed: accepted
