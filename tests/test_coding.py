@@ -16,8 +16,8 @@ from llm_codecs.coding.cache_mix import TokenCacheMixer
 from llm_codecs.coding.quantize import cumulative, quantize
 from llm_codecs.coding.rans import (
     RansDecoder,
-    max_symbols,
     encode,
+    max_symbols,
     parse_state,
     state_bytes,
     symbol_bounds,

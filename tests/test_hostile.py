@@ -108,3 +108,49 @@ def test_a_short_stream_with_a_malformed_state_is_refused_before_the_model_runs(
     with pytest.raises(CorruptDataError, match="initial state"):
         DecodingSide(b"\xff" * 8, 28)
     DecodingSide(rans_stream(3, random.Random(0)), 28)  # well-formed: accepted
+
+
+# -- item 4: numeric header fields ------------------------------------------------------------
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("threads", 257), ("threads", 1 << 40), ("lanes", 1025), ("context", 8193),
+    ("scale_bits", 32), ("lanes", 0), ("threads", True),
+])
+def test_out_of_range_llm_parameters_are_refused_when_the_frame_opens(field, value):
+    frame = forge_frame(_llm_header(1 << 16, **{field: value}), [(3, b"\1" + b"\0" * 8, 1)])
+    with pytest.raises(CorruptDataError, match=field):
+        FrameReader(frame)
+
+
+_THREADS_FRAME = textwrap.dedent("""
+    import os, sys, time
+    sys.path.insert(0, {root!r})
+    import llm_codecs
+    from llm_codecs.codecs.llm import available_cpus
+    from llm_codecs.frame import FrameHeader, FrameReader
+    from tests.helpers import forge_frame
+
+    data = b"Every frame is input from a stranger, and its header is no exception. " * 20
+    frame = llm_codecs.compress(data, "llm", fallback=False)
+    assert llm_codecs.decompress(frame) == data  # the model loaded, its threads started
+    real = FrameReader(frame)
+    before = len(os.listdir("/proc/self/task"))
+    header = FrameHeader("llm", {{**real.header.params, "threads": 256}}, real.header.block_size,
+                         real.header.fingerprint)
+    blocks = [(e.method, real._read_at(e.offset, e.compressed_size), e.size, e.data_crc)
+              for e in real.blocks]
+    start = time.perf_counter()
+    assert llm_codecs.decompress(forge_frame(header, blocks)) == data
+    print(before, len(os.listdir("/proc/self/task")), available_cpus(),
+          time.perf_counter() - start)
+""")
+
+
+def test_a_portable_frame_runs_no_more_threads_than_the_machine_has():
+    # Its bits do not depend on the thread count, so a header's 256 buys at most the CPUs.
+    # Before: threads=1024 took 116 s for 2 KB on two cores and left 2,047 threads behind.
+    result = subprocess.run([sys.executable, "-c", _THREADS_FRAME.format(root=str(ROOT))],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    before, after, cpus, _seconds = result.stdout.split()
+    assert int(after) <= int(before) + int(cpus), result.stdout
