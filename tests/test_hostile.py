@@ -5,7 +5,9 @@ what its header declares. The frames here are forged with every checksum right."
 from __future__ import annotations
 
 import json
+import os
 import random
+import stat
 import subprocess
 import sys
 import textwrap
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import llm_codecs
 from llm_codecs import CorruptDataError
 from llm_codecs.frame import FrameHeader, FrameReader
 
@@ -154,3 +157,51 @@ def test_a_portable_frame_runs_no_more_threads_than_the_machine_has():
     assert result.returncode == 0, result.stderr
     before, after, cpus, _seconds = result.stdout.split()
     assert int(after) <= int(before) + int(cpus), result.stdout
+
+
+# -- item 6: the command line's -f ------------------------------------------------------------
+
+def _cli(argv, capsysbinary) -> tuple[int, str]:
+    from llm_codecs import cli
+
+    status = cli.main([str(a) for a in argv])
+    return status, capsysbinary.readouterr()[1].decode()
+
+
+def _special_files(tmp_path: Path) -> dict[str, Path]:
+    """A FIFO, a symbolic link to a file, a directory and (where allowed) a device node."""
+    made = {}
+    os.mkfifo(tmp_path / "fifo")
+    made["fifo"] = tmp_path / "fifo"
+    (tmp_path / "target").write_bytes(b"the link's target")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    made["link"] = tmp_path / "link"
+    (tmp_path / "dir").mkdir()
+    made["dir"] = tmp_path / "dir"
+    try:
+        os.mknod(tmp_path / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        made["device"] = tmp_path / "null"
+    except (PermissionError, OSError):
+        pass
+    return made
+
+
+def test_force_replaces_only_regular_files(tmp_path, capsysbinary):
+    # Before: -f replaced a device node, FIFO or symlink with a regular file, exit status 0.
+    source = tmp_path / "plain.txt"
+    source.write_bytes(b"some text to compress " * 50)
+    for kind, special in _special_files(tmp_path).items():
+        mode = os.lstat(special).st_mode
+        status, err = _cli(["compress", "--codec", "lz77", "-f", "-k", "-o", special, source],
+                           capsysbinary)
+        assert status == 1, (kind, err)
+        assert "not a regular file" in err and "Traceback" not in err, err
+        assert os.lstat(special).st_mode == mode, f"the {kind} was replaced"
+    assert (tmp_path / "target").read_bytes() == b"the link's target"
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    # A regular file is still replaced.
+    (tmp_path / "old.llmz").write_bytes(b"old")
+    status, err = _cli(["compress", "--codec", "lz77", "-f", "-k", "-o", tmp_path / "old.llmz",
+                        source], capsysbinary)
+    assert status == 0, err
+    assert llm_codecs.decompress((tmp_path / "old.llmz").read_bytes()) == source.read_bytes()
