@@ -161,20 +161,25 @@ def atomic_output(
     except OSError as exc:
         # The candidate temp name in the error would only confuse; name the real output.
         raise OSError(exc.errno, exc.strerror, dest) from None
+    raw = os.fdopen(fd, "wb")
     try:
-        with os.fdopen(fd, "wb") as raw:
-            out = _NamedWrites(raw, dest)
-            yield out
-            out.flush()
-            try:
-                os.fsync(raw.fileno())
-            except OSError as exc:
-                raise _named(exc, dest) from None
+        out = _NamedWrites(raw, dest)
+        yield out
+        out.flush()
+        try:
+            os.fsync(raw.fileno())
+            raw.close()
+        except OSError as exc:
+            raise _named(exc, dest) from None
         _copy_metadata(tmp, source_stat)
         # Re-check: something may have created dest while we were busy; still no clobbering.
         check_destination(dest, force)
         os.replace(tmp, dest)
     except BaseException:
+        # Closing flushes what is buffered: on a full disk that fails again, and must not
+        # replace the error being reported.
+        with contextlib.suppress(OSError):
+            raw.close()
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise

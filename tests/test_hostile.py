@@ -205,3 +205,171 @@ def test_force_replaces_only_regular_files(tmp_path, capsysbinary):
                         source], capsysbinary)
     assert status == 0, err
     assert llm_codecs.decompress((tmp_path / "old.llmz").read_bytes()) == source.read_bytes()
+
+
+# -- item 8: decompress() copies each block once ----------------------------------------------
+
+_PEAK = textwrap.dedent("""
+    import os, sys, zlib
+    sys.path.insert(0, {root!r})
+    import llm_codecs
+    from llm_codecs.frame import FrameHeader
+    from tests.helpers import forge_frame
+
+    n, bs = 64 << 20, 1 << 20
+    data = os.urandom(n)
+    frame = forge_frame(FrameHeader("lz77", {{}}, bs, None),
+                        [(0, data[i:i + bs], bs, zlib.crc32(data[i:i + bs]))
+                         for i in range(0, n, bs)])
+
+    def status(field):
+        return int(open("/proc/self/status").read().split(field + ":")[1].split()[0]) << 10
+
+    assert llm_codecs.decompress(frame, 0, 3 * bs) == data[:3 * bs]  # warm the allocator up
+    for offset, size in ((0, None), (1000, n - 5000)):
+        open("/proc/self/clear_refs", "w").write("5")  # reset the peak to the current size
+        base = status("VmRSS")
+        out = llm_codecs.decompress(frame, offset, size)
+        print((status("VmHWM") - base) / len(out))  # before the check makes its own copy
+        assert out == data[offset:None if size is None else offset + size]
+        del out
+""")
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+def test_decompress_peaks_at_about_the_size_of_its_result():
+    # Before: 2.3 times the result for a whole frame, 3 times for a range (the blocks, their
+    # join and its slice were alive together).
+    result = subprocess.run([sys.executable, "-c", _PEAK.format(root=str(ROOT))],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    if "clear_refs" in result.stderr:
+        pytest.skip("cannot reset the peak memory here")
+    assert result.returncode == 0, result.stderr
+    whole, ranged = map(float, result.stdout.split())
+    assert whole < 1.4 and ranged < 1.4, result.stdout
+
+
+# -- item 10: smaller ones --------------------------------------------------------------------
+
+def test_numpy_integers_are_offsets_and_bools_are_not():
+    np = pytest.importorskip("numpy")
+    data = bytes(range(256)) * 64
+    frame = llm_codecs.compress(data, "lz77", block_size=4096)
+    assert llm_codecs.decompress(frame, np.int64(5000), np.uint16(7000)) == data[5000:12000]
+    assert FrameReader(frame).read(np.int32(100)) == data[100:]
+    for offset, size in ((True, None), (0, False), (1.0, None), (-1, None), (0, -2)):
+        with pytest.raises(CorruptDataError.__mro__[1]):  # CodecError
+            llm_codecs.decompress(frame, offset, size)
+
+
+def test_fsspec_reads_refuse_negative_lengths_like_the_local_filesystem(tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+    np = pytest.importorskip("numpy")
+    from llm_codecs.integrations.fsspec import LLMZFileSystem
+
+    data = bytes(range(256)) * 64
+    (tmp_path / "plain").write_bytes(data)
+    local = fsspec.filesystem("file")
+    fs = LLMZFileSystem(fs=local, codec="lz77", block_size=4096)
+    fs.pipe_file(str(tmp_path / "packed"), data)
+    with pytest.raises(ValueError):
+        local.cat_file(str(tmp_path / "plain"), start=200, end=100)
+    with pytest.raises(ValueError):  # before: the whole rest of the file
+        fs.cat_file(str(tmp_path / "packed"), start=200, end=100)
+    assert fs.cat_file(str(tmp_path / "packed"), start=200, end=199) == local.cat_file(
+        str(tmp_path / "plain"), start=200, end=199)  # -1 is "everything" for both
+    with fs.open(str(tmp_path / "packed")) as f:
+        f.seek(np.int64(9000))
+        assert f.read(np.int32(10)) == data[9000:9010]
+        with pytest.raises(ValueError):
+            f.read(-2)
+
+
+def test_a_full_disk_names_the_output(tmp_path, capsysbinary, monkeypatch):
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    from llm_codecs import cli_output
+
+    source = tmp_path / "in.txt"
+    source.write_bytes(b"text " * 100_000)
+    # The temporary output lands on a full device: every write fails with ENOSPC.
+    monkeypatch.setattr(cli_output.tempfile, "mkstemp", lambda **kw: (
+        os.open("/dev/full", os.O_WRONLY), str(tmp_path / ".in.txt.llmz.x.tmp")))
+    status, err = _cli(["compress", "--codec", "lz77", source], capsysbinary)
+    assert status == 1
+    assert err.strip() == f"llm-codecs: {source}: {source}.llmz: No space left on device", err
+    assert source.exists() and not (tmp_path / "in.txt.llmz").exists()
+
+
+_KILLED_RUN = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {root!r})
+    from llm_codecs import cli
+
+    def stuck(src, dst, *args, **kwargs):
+        dst.write(b"half a frame")
+        dst.flush()
+        print("writing", flush=True)
+        time.sleep(600)
+
+    cli.compress_stream = stuck
+    cli.main(["compress", "--codec", "lz77", {source!r}])
+""")
+
+
+def test_a_run_removes_the_temporary_files_of_killed_runs(tmp_path, capsysbinary):
+    source = tmp_path / "in.txt"
+    source.write_bytes(b"text " * 1000)
+    script = _KILLED_RUN.format(root=str(ROOT), source=str(source))
+    killed = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              cwd=ROOT)
+    assert killed.stdout.readline().strip() == "writing"
+    killed.kill()  # kill -9: no clean-up runs
+    killed.wait()
+    killed.stdout.close()
+    stale = [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    assert len(stale) == 1 and str(killed.pid) in stale[0], stale
+    # Files that must stay: another program's, and one of a live process (this one's parent).
+    others = [".in.txt.llmz.abcdefgh.tmp",
+              f".in.txt.llmz.llm-codecs-{_host()}-{os.getppid()}.abcdefgh.tmp"]
+    for name in others:
+        (tmp_path / name).write_bytes(b"not ours to remove")
+    status, err = _cli(["compress", "--codec", "lz77", "-k", source], capsysbinary)
+    assert status == 0, err
+    assert sorted(p for p in os.listdir(tmp_path) if p.endswith(".tmp")) == sorted(others)
+    assert llm_codecs.decompress((tmp_path / "in.txt.llmz").read_bytes()) == source.read_bytes()
+
+
+def _host() -> str:
+    from llm_codecs.cli_output import _host
+
+    return _host()
+
+
+class _RawHeader:
+    """A header of exactly these JSON bytes (``forge_frame`` takes anything with ``to_bytes``)."""
+
+    def __init__(self, text: bytes):
+        self.text = text
+
+    def to_bytes(self) -> bytes:
+        head = b"LLMZ\x01\x00" + len(self.text).to_bytes(4, "little") + self.text
+        return head + zlib.crc32(head).to_bytes(4, "little")
+
+
+_JSON = '{"block_size":4096,"codec":"lz77","fingerprint":null,"params":{}}'
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (_JSON.encode("utf-16"), "not UTF-8"),
+    (_JSON.encode("utf-32"), "not UTF-8"),
+    (b"\xef\xbb\xbf" + _JSON.encode(), "byte order mark"),
+    (_JSON.replace('"params":{}', '"params":{},"block_size":8').encode(), "twice"),
+    (_JSON.replace("{}", '{"level":5,"level":6}').encode(), "twice"),
+    (_JSON.replace("{}", '{"level":NaN}').encode(), "NaN is not JSON"),
+])
+def test_header_json_is_utf8_with_unique_keys(text, message):
+    blocks = [(0, b"x", 1, zlib.crc32(b"x"))]
+    assert llm_codecs.decompress(forge_frame(_RawHeader(_JSON.encode()), blocks)) == b"x"
+    with pytest.raises(CorruptDataError, match=message):
+        FrameReader(forge_frame(_RawHeader(text), blocks))
