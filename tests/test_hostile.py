@@ -367,7 +367,7 @@ _JSON = '{"block_size":4096,"codec":"lz77","fingerprint":null,"params":{}}'
     (_JSON.replace('"params":{}', '"params":{},"block_size":8').encode(), "twice"),
     (_JSON.replace("{}", '{"level":5,"level":6}').encode(), "twice"),
     (_JSON.replace("{}", '{"level":NaN}').encode(), "NaN is not JSON"),
-])
+], ids=["utf-16", "utf-32", "bom", "duplicate-key", "duplicate-nested-key", "nan"])
 def test_header_json_is_utf8_with_unique_keys(text, message):
     blocks = [(0, b"x", 1, zlib.crc32(b"x"))]
     assert llm_codecs.decompress(forge_frame(_RawHeader(_JSON.encode()), blocks)) == b"x"
