@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -28,6 +28,8 @@ from tqdm import tqdm
 
 from . import __version__
 from .api import DEFAULT_CODEC, compress, compress_stream, decompress, decompress_stream
+from .cli_output import FileError as _FileError
+from .cli_output import atomic_output, check_destination
 from .codecs import _REGISTRY, METHOD_STORED, BlockCodec, codec_class, codec_names, make_codec
 from .errors import CodecError
 from .frame import FOOTER_MAGIC, FOOTER_SIZE, FrameReader, check_block_size
@@ -41,10 +43,6 @@ _SPOOL_MAX = 64 << 20
 _COPY_CHUNK = 1 << 20
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}
-
-
-class _FileError(Exception):
-    """An expected per-file failure whose message is already fit for the user."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         # The subcommand's own parser, so that usage errors show that subcommand's usage.
         return args.func(args.parser, args)
     except KeyboardInterrupt:
-        # Temporary files are already gone (see _atomic_output); only the traceback is noise.
+        # Temporary files are already gone (see cli_output.atomic_output); only the traceback
+        # is noise.
         _error("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -352,60 +351,6 @@ def _isatty(stream) -> bool:
         return False
 
 
-def _default_mode() -> int:
-    # mkstemp creates 0600 files; an output with no input file to copy from should get what
-    # open() would have given it. Reading the umask means setting it, so set it straight back.
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-@contextlib.contextmanager
-def _atomic_output(
-    dest: str, force: bool, source_stat: os.stat_result | None
-) -> Iterator[BinaryIO]:
-    """Yield a temporary file next to ``dest`` that replaces ``dest`` only on success.
-
-    Anything that escapes the ``with`` body (errors, Ctrl-C) removes the temporary file, so an
-    interrupted run never leaves a partial output under the real name.
-    """
-    if not force and os.path.lexists(dest):
-        raise _FileError(f"{dest} already exists; use -f to overwrite")
-    directory = os.path.dirname(os.path.abspath(dest))
-    try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{os.path.basename(dest)}.", suffix=".tmp", dir=directory
-        )
-    except OSError as exc:
-        # The candidate temp name in the error would only confuse; name the real output.
-        raise OSError(exc.errno, exc.strerror, dest) from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        _copy_metadata(tmp, source_stat)
-        # Re-check: something may have created dest while we were busy; still no clobbering.
-        if not force and os.path.lexists(dest):
-            raise _FileError(f"{dest} already exists; use -f to overwrite")
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _copy_metadata(path: str, source_stat: os.stat_result | None) -> None:
-    # Like gzip: the output keeps the input's permissions and modification time. Best effort:
-    # failing to set them is no reason to lose a good output.
-    with contextlib.suppress(OSError):
-        if source_stat is None:
-            os.chmod(path, _default_mode())
-        else:
-            os.chmod(path, stat.S_IMODE(source_stat.st_mode))
-            os.utime(path, ns=(source_stat.st_atime_ns, source_stat.st_mtime_ns))
-
-
 def _same_file(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -435,8 +380,8 @@ def _plan(name: str, args: argparse.Namespace, default_dest: Callable[[str], str
     if dest is not None and not is_stdin and _same_file(name, dest):
         raise _FileError(f"output {dest} is the input file")
     # Checked again just before the rename; failing here saves reading the whole input first.
-    if dest is not None and not args.force and os.path.lexists(dest):
-        raise _FileError(f"{dest} already exists; use -f to overwrite")
+    if dest is not None:
+        check_destination(dest, args.force)
     remove = not args.keep and dest is not None and not is_stdin
     return _Job(name, dest, remove)
 
@@ -464,7 +409,7 @@ def _write(job: _Job, force: bool, source_stat: os.stat_result | None,
         body(out)
         out.flush()
     else:
-        with _atomic_output(job.dest, force, source_stat) as out:
+        with atomic_output(job.dest, force, source_stat) as out:
             body(out)
 
 

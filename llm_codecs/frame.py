@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import operator
 import struct
 import threading
 import zlib
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from .codecs import METHOD_STORED, BlockCodec, make_codec
+from .codecs import METHOD_STORED, BlockCodec, codec_class, make_codec
 from .errors import CodecError, CorruptDataError, ModelMismatchError, NumericsMismatchError
 from .strings import StringLayout
 
@@ -133,6 +134,31 @@ def _inflate_header(body: bytes, flags: int) -> bytes:
     return text
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise CorruptDataError("malformed frame header: a JSON key appears twice")
+    return dict(pairs)
+
+
+def _no_constant(name: str):
+    raise CorruptDataError(f"malformed frame header: {name} is not JSON")
+
+
+def _strict_json(body: bytes) -> Any:
+    """The header's JSON as the format defines it: UTF-8 (``json.loads`` would also take UTF-16
+    or 32 and a byte order mark), each key once in an object (``json`` keeps the last of
+    duplicates, so two readers could disagree on what a header says), no ``NaN``/``Infinity``.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CorruptDataError("malformed frame header: the JSON is not UTF-8") from None
+    if text.startswith("\ufeff"):
+        raise CorruptDataError("malformed frame header: the JSON starts with a byte order mark")
+    return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+
+
 def _crc(data) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
 
@@ -215,7 +241,7 @@ class FrameHeader:
         if flags:
             body = _inflate_header(body, flags)
         try:
-            fields = json.loads(body)
+            fields = _strict_json(body)
             if ("layout" in fields) != (version == FORMAT_VERSION_STRINGS):
                 raise CorruptDataError(
                     f"malformed frame header: a string layout goes with version "
@@ -448,6 +474,7 @@ class FrameReader:
         if total < MIN_FRAME_SIZE:
             raise CorruptDataError(f"truncated frame: {total} bytes is too short for LLMZ")
         self.header, header_end = FrameHeader.parse(self._read_at, total)
+        self._check_block_size(codec)
         #: How the blocks' text becomes the original bytes, for a frame of strings.
         self.layout = self.header.layout
         self.blocks, self.size = self._read_index(header_end, total)
@@ -474,6 +501,19 @@ class FrameReader:
         with self._lock:
             self._file.seek(offset)
             return self._file.read(n)
+
+    def _check_block_size(self, codec: BlockCodec | None) -> None:
+        # A block is decoded whole, so its size bounds what one decode allocates: the codec's
+        # own limit applies, not just the format's 64 MiB (the llm codec's is 4 MiB).
+        try:
+            cls = type(codec) if codec is not None else codec_class(self.header.codec)
+        except CodecError as exc:
+            raise CorruptDataError(f"frame header names an unusable codec: {exc}") from None
+        if self.header.block_size > cls.max_block_size:
+            raise CorruptDataError(
+                f"frame header declares blocks of {self.header.block_size} bytes; the "
+                f"{self.header.codec!r} codec makes at most {cls.max_block_size}"
+            )
 
     def _make_codec(self) -> BlockCodec:
         try:
@@ -586,7 +626,8 @@ class FrameReader:
 
     def _restore(self) -> bytes:
         if self._restored is None:
-            text = b"".join(self._read_blocks(0, len(self.blocks) - 1)) if self.blocks else b""
+            last = len(self.blocks) - 1
+            text = self._gather(0, last, 0, self.stored_size) if self.blocks else b""
             restored = self.layout.restore(text, self.size)
             if len(restored) != self.size:
                 raise CorruptDataError("string layout: the restored chunk has the wrong size")
@@ -597,12 +638,17 @@ class FrameReader:
         """Return ``size`` original bytes from ``offset`` (to the end when ``size`` is None).
 
         Only the blocks overlapping the range are decoded (all of them for a frame of strings,
-        once). A range past the end is clipped, as slicing a bytes object would be.
+        once). A range past the end is clipped, as slicing a bytes object would be. Any integer
+        type is accepted (``numpy.int64`` included, ``bool`` not). Each decoded block is copied
+        once, into the result: the peak memory is the result and a few blocks.
         """
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        offset = _index_argument("offset", offset)
+        if offset < 0:
             raise CodecError(f"offset must be a non-negative integer, got {offset!r}")
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-            raise CodecError(f"size must be a non-negative integer or None, got {size!r}")
+        if size is not None:
+            size = _index_argument("size", size)
+            if size < 0:
+                raise CodecError(f"size must be a non-negative integer or None, got {size!r}")
         stop = self.size if size is None else min(self.size, offset + size)
         if offset >= stop:
             return b""
@@ -610,7 +656,31 @@ class FrameReader:
             return self._restore()[offset:stop]
         bs = self.header.block_size
         first, last = offset // bs, (stop - 1) // bs
-        parts = list(self._read_blocks(first, last))
-        joined = b"".join(parts) if len(parts) > 1 else parts[0]
-        start = offset - first * bs
-        return joined[start : start + (stop - offset)]
+        if first == last:
+            start = offset - first * bs
+            return self.read_block(first)[start : start + (stop - offset)]
+        return self._gather(first, last, offset - first * bs, stop - offset)
+
+    def _gather(self, first: int, last: int, skip: int, length: int) -> bytes:
+        """``length`` bytes of blocks ``first .. last`` after the first ``skip``, each block
+        copied once, as it is decoded, into a buffer whose bytes become the result: CPython's
+        ``BytesIO.getvalue`` hands over its buffer when nothing else holds it, and growing it
+        moves pages rather than copying them (``b"".join`` of the blocks, then a slice,
+        peaked at 2-3 times the result)."""
+        out = io.BytesIO()
+        for block in self._read_blocks(first, last):
+            piece = memoryview(block)[skip : skip + length - out.tell()]
+            out.write(piece)
+            piece.release()
+            skip = 0
+        return out.getvalue()
+
+
+def _index_argument(name: str, value) -> int:
+    """``value`` as a Python int: any integer type (``operator.index``), but not ``bool``."""
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise CodecError(f"{name} must be a non-negative integer, got {value!r}")

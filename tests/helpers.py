@@ -110,3 +110,42 @@ def forge_payload(frame: bytes, rng: random.Random) -> bytes:
     fields = struct.pack("<QQQI", index_offset, count, size, zlib.crc32(index))
     buf[-FOOTER_SIZE:] = fields + struct.pack("<I", zlib.crc32(fields)) + magic
     return bytes(buf)
+
+
+def varint(value: int) -> bytes:
+    """Unsigned LEB128, as the LLM and LZ77 payloads write their counts."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def forge_frame(header, blocks) -> bytes:
+    """A frame with ``header`` (a :class:`~llm_codecs.frame.FrameHeader`) and ``blocks``, every
+    checksum right, as an attacker would build it: it reaches the decoders, not just the CRCs.
+
+    ``blocks`` holds ``(method, payload, size)`` or ``(method, payload, size, data_crc)``.
+    """
+    import struct
+    import zlib
+
+    from llm_codecs.frame import FOOTER_MAGIC
+
+    out = bytearray(header.to_bytes())
+    index = bytearray()
+    for method, payload, size, *crc in blocks:
+        index += struct.pack("<QIIBII", len(out), len(payload), size, method,
+                             zlib.crc32(payload), crc[0] if crc else 0)
+        out += payload
+    index_offset = len(out)
+    out += index
+    fields = struct.pack("<QQQI", index_offset, len(blocks), sum(b[2] for b in blocks),
+                         zlib.crc32(bytes(index)))
+    return bytes(out + fields + struct.pack("<I", zlib.crc32(fields)) + FOOTER_MAGIC)
+
+
+def rans_stream(words: int, rng: random.Random) -> bytes:
+    """A rANS64 stream with a well-formed initial state and ``words`` random words."""
+    return rng.randrange(1 << 31, 1 << 39).to_bytes(5, "little") + rng.randbytes(4 * words)

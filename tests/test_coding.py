@@ -17,6 +17,7 @@ from llm_codecs.coding.quantize import cumulative, quantize
 from llm_codecs.coding.rans import (
     RansDecoder,
     encode,
+    max_symbols,
     parse_state,
     state_bytes,
     symbol_bounds,
@@ -191,11 +192,58 @@ def test_damaged_streams_are_reported_not_decoded():
     one = np.ones(1, dtype=bool)
     for bad in (stream[:-4], stream + b"\0\0\0\0", stream[:5], b"\xff" * 8 + stream[8:],
                 stream[:4], b""):
-        dec = RansDecoder(bad)
-        for _ in range(len(symbols)):
-            dec.decode_step(cum, one, 24)
-        with pytest.raises(CorruptDataError):
+        with pytest.raises(CorruptDataError):  # when made, at a step or at the end
+            dec = RansDecoder(bad)
+            for _ in range(len(symbols)):
+                dec.decode_step(cum, one, 24)
             dec.check_finished()
+
+
+def test_a_read_past_the_end_fails_at_the_symbol_that_needs_it():
+    # A stream cut short must not decode on to the end of its block: the forged-count
+    # defence of the llm codec (its decoder then costs only the steps the stream holds).
+    cum = cumulative(quantize(random_logits(1, 50, 3), 24)).numpy()
+    symbols = np.array([5, 7, 11, 13] * 400)
+    starts, freqs = symbol_bounds(np.repeat(cum, len(symbols), axis=0), symbols)
+    stream = encode(starts, freqs, 24)
+    one = np.ones(1, dtype=bool)
+    whole = RansDecoder(stream)
+    last_read = None
+    for i in range(len(symbols)):
+        whole.decode_step(cum, one, 24)
+        if last_read is None and whole.words_left == 0:
+            last_read = i
+    whole.check_finished()
+    assert last_read is not None and last_read < len(symbols) - 1
+    cut = RansDecoder(stream[:-4])
+    for i in range(last_read):
+        assert cut.decode_step(cum, one, 24)[0] == symbols[i]
+    with pytest.raises(CorruptDataError, match="past the end"):
+        cut.decode_step(cum, one, 24)
+    with pytest.raises(CorruptDataError):  # and it stays failed
+        cut.decode_step(cum, one, 24)
+
+
+@pytest.mark.parametrize("scale_bits", [24, 28, 31])
+@pytest.mark.parametrize("rest", [1, 255, 4095])
+def test_the_symbol_bound_holds_for_the_cheapest_symbols(scale_bits, rest):
+    # The most probable symbol a table can hold (the others `rest` counts together) is the
+    # cheapest to code: runs of it are the most symbols a stream of a given length holds.
+    M = 1 << scale_bits
+    for count in (1, 1000, 200_000, 3_000_000):
+        stream = encode(np.full(count, rest, dtype=np.int64),
+                        np.full(count, M - rest, dtype=np.int64), scale_bits)
+        assert count <= max_symbols(len(stream), scale_bits, rest)
+    assert max_symbols(100, scale_bits, 0) is None
+
+
+def test_the_symbol_bound_is_what_the_format_allows():
+    # Not slack: once the stream has words, the cheapest symbols come within a factor of 3.
+    M, rest, count = 1 << 24, 4095, 3_000_000
+    stream = encode(np.full(count, rest, dtype=np.int64), np.full(count, M - rest, dtype=np.int64),
+                    24)
+    assert len(stream) > 100
+    assert max_symbols(len(stream), 24, rest) < 3 * count
 
 
 def test_intervals_outside_the_table_are_refused():

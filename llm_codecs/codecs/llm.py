@@ -45,6 +45,18 @@ _NUMERICS = ("auto", "portable", "native")
 #: count, so that the same data and configuration give the same frame on every machine and in
 #: every process (Dask workers, for one, start with torch limited to one thread).
 DEFAULT_THREADS = 1
+#: Most torch threads a codec may record. A header is input from a stranger: 1,024 threads made
+#: a 2 KB decode take 116 s on two cores and left 2,047 threads behind. 256 covers the largest
+#: machines a frame is made on; the portable engine never runs more than the machine's CPUs.
+MAX_THREADS = 256
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity, where the OS reports one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _put_varint(out: bytearray, value: int) -> None:
@@ -162,9 +174,11 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         the block (:mod:`~llm_codecs.coding.cache_mix`). It costs little where the model is
         good and saves much on repetitive text and on text unlike the model's training data.
     threads : int
-        torch intra-op threads the model runs with (default :data:`DEFAULT_THREADS`); results
-        depend on it, so it is recorded and decoding uses the same, whatever the process's own
-        torch setting (restored afterwards).
+        torch intra-op threads the model runs with (1 .. :data:`MAX_THREADS`, default
+        :data:`DEFAULT_THREADS`). The float engine's results depend on it, so it is recorded
+        and decoding a native frame uses the same, whatever the process's own torch setting
+        (restored afterwards); the portable engine's do not, so it runs with at most the
+        machine's CPUs (:func:`available_cpus`), whatever a frame recorded.
     device : str
         ``"cpu"`` or ``"cuda"``/``"cuda:N"``.
     dtype : str
@@ -226,7 +240,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         if not isinstance(cache, bool):
             raise CodecError(f"cache must be a bool, got {cache!r}")
         self.cache = cache
-        self.threads = check_int_param("threads", threads, 1, 1024)
+        self.threads = check_int_param("threads", threads, 1, MAX_THREADS)
         self.device = device
         self.dtype = dtype
         if not isinstance(fallback, bool):
@@ -369,7 +383,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
     @property
     def workers(self) -> int:
         """Blocks coded at once: one per ``threads`` cores (each block's run is independent)."""
-        return max(1, (os.cpu_count() or 1) // self.threads)
+        return max(1, available_cpus() // self.threads)
 
     def encode_blocks(self, blocks: list[bytes]) -> list[tuple[int, bytes]]:
         """Code each block with the model, or with LZ77 where that is smaller or it is binary.
@@ -423,12 +437,20 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
                 return value
         return 0
 
+    def run_threads(self) -> int:
+        """torch threads a model run uses: ``threads`` with the float engine, whose bits depend
+        on it; with the portable engine, whose bits do not, no more than :func:`available_cpus`
+        (more only oversubscribes the machine and leaves idle threads behind)."""
+        if self.resolved_numerics() == "portable":
+            return min(self.threads, available_cpus())
+        return self.threads
+
     def _run(self, fn):
-        """Run ``fn(loaded)`` with the recorded torch thread count and no autograd."""
+        """Run ``fn(loaded)`` with :meth:`run_threads` torch threads and no autograd."""
         import torch
 
         loaded = self.loaded
-        with GATE.hold(self.threads), torch.inference_mode():
+        with GATE.hold(self.run_threads()), torch.inference_mode():
             return fn(loaded)
 
     def encode_block(self, block: bytes, rival=None) -> bytes | None:
@@ -463,7 +485,8 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
 
             checkpoint = (PROBE_STEPS, go_on)
         done = run_steps(self._schedule(loaded, used, steps, start_id),
-                         self._mixer(loaded, used, steps), active, start_id, side, checkpoint)
+                         self._mixer(loaded, used, steps), T, used, steps, start_id, side,
+                         checkpoint)
         with self._count_lock:
             self.probe_counts["coded" if done is not None else "given_up"] += 1
         if done is None:
@@ -502,12 +525,17 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
 
     def _decode_stream(self, loaded, stream: bytes, T: int, used: int,
                        steps: int) -> np.ndarray:
+        from ..coding import rans
         from .llm_steps import DecodingSide, run_steps
 
+        # Every token of the vocabulary keeps a count in every table, which bounds how many
+        # tokens a stream of this length can hold (weakly: see rans.max_symbols).
+        most = rans.max_symbols(len(stream), self.scale_bits, loaded.vocab_size - 1)
+        if most is not None and most < T:
+            raise CorruptDataError(f"LLM payload: {len(stream)} bytes cannot code {T} tokens")
         start_id = self._start_id(loaded)
-        _, active = token_grid(np.zeros(T, dtype=np.int64), used, steps, start_id)
         side = DecodingSide(stream, self.scale_bits)
         tokens = run_steps(self._schedule(loaded, used, steps, start_id),
-                           self._mixer(loaded, used, steps), active, start_id, side)
+                           self._mixer(loaded, used, steps), T, used, steps, start_id, side)
         side.finish()
         return tokens.reshape(-1)[:T]

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MIN_LANE_TOKENS", "ReprefillSchedule", "RingSchedule", "lane_layout", "token_grid"]
+from ..growth import capacity, grown
+
+__all__ = ["MIN_LANE_TOKENS", "ReprefillSchedule", "RingSchedule", "lane_layout", "step_active",
+           "token_grid"]
 
 #: Fewest tokens a lane gets before the schedule adds another lane: a lane starts without
 #: context, so very short lanes cost ratio. 192 lets a 64 KiB block of prose (about 21,000
@@ -55,19 +58,28 @@ def token_grid(ids: np.ndarray, used: int, steps: int, start_id: int):
     return grid.reshape(used, steps), active.reshape(used, steps)
 
 
+def step_active(count: int, used: int, steps: int, t: int) -> np.ndarray:
+    """``(used,)`` bool: the lanes that code a token at step ``t`` (column ``t`` of
+    :func:`token_grid`'s ``active``), without building the grid."""
+    return np.arange(used, dtype=np.int64) * steps + t < count
+
+
 class _Inputs:
-    """The ``(lanes, steps)`` grid of model inputs, the start token first."""
+    """The ``(lanes, steps)`` grid of model inputs, the start token first; its columns are
+    allocated as steps are fed (:mod:`llm_codecs.growth`)."""
 
     def __init__(self, loaded, lanes: int, steps: int, start_id: int):
         import torch
 
-        self.inputs = torch.full((lanes, steps), start_id, dtype=torch.int64,
+        self._steps, self._start_id = max(steps, 1), start_id
+        self.inputs = torch.full((lanes, capacity(1, self._steps)), start_id, dtype=torch.int64,
                                  device=loaded.device)
 
     def feed(self, t: int, ids: np.ndarray) -> None:
         """Set the inputs of step ``t`` (the tokens of step ``t - 1``, ``(lanes,)``)."""
         import torch
 
+        self.inputs = grown(self.inputs, 1, t + 1, self._steps, self._start_id)
         self.inputs[:, t] = torch.from_numpy(ids).to(self.inputs.device)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..coding import rans
+from ..growth import grown
+from .llm_schedule import step_active
 
 __all__ = ["DecodingSide", "EncodingSide", "run_steps"]
 
@@ -62,9 +64,14 @@ class DecodingSide:
         self._decoder.check_finished()
 
 
-def run_steps(schedule, mixer, active: np.ndarray, start_id: int, side,
-              checkpoint=None) -> np.ndarray | None:
-    """Run every step of a block; return its ``(lanes, steps)`` tokens.
+def run_steps(schedule, mixer, count: int, lanes: int, steps: int, start_id: int,
+              side, checkpoint=None) -> np.ndarray | None:
+    """Run every step of a block of ``count`` tokens; return its ``(lanes, steps)`` tokens.
+
+    Lane ``i`` codes tokens ``i * steps ..`` (:func:`~.llm_schedule.lane_layout`); positions
+    past the last token hold ``start_id``. The token grid grows with the steps run
+    (:mod:`llm_codecs.growth`): a decoder whose stream fails early never holds the grid its
+    payload declared.
 
     Parameters
     ----------
@@ -72,8 +79,8 @@ def run_steps(schedule, mixer, active: np.ndarray, start_id: int, side,
         Predicts each step (:mod:`.llm_schedule`).
     mixer : TokenCacheMixer
         Turns predictions into tables and learns from the coded symbols.
-    active : numpy.ndarray
-        ``(lanes, steps)`` bool: which positions hold a token.
+    count, lanes, steps : int
+        Tokens of the block and its layout, as :func:`~.llm_schedule.lane_layout` gives them.
     start_id : int
         What an inactive position holds (and what the model is fed there).
     side : EncodingSide or DecodingSide
@@ -83,15 +90,16 @@ def run_steps(schedule, mixer, active: np.ndarray, start_id: int, side,
         called, and the run stops (returning None) if it returns False. It changes nothing in
         what is coded when the run goes on, so the decoder never needs it.
     """
-    lanes, steps = active.shape
-    tokens = np.empty((lanes, steps), dtype=np.int64)
+    tokens = np.empty((lanes, 0), dtype=np.int64)
     for t in range(steps):
         if checkpoint is not None and t == checkpoint[0] and not checkpoint[1]():
             return None
+        tokens = grown(tokens, 1, t + 1, steps)
+        active = step_active(count, lanes, steps, t)
         cum = mixer.tables(schedule.logits(t))
-        symbols = side.code(t, cum, active[:, t])
-        mixer.observe(symbols, active[:, t])
-        tokens[:, t] = np.where(active[:, t], symbols, start_id)
+        symbols = side.code(t, cum, active)
+        mixer.observe(symbols, active)
+        tokens[:, t] = np.where(active, symbols, start_id)
         if t + 1 < steps:
             schedule.feed(t + 1, tokens[:, t])
-    return tokens
+    return tokens[:, :steps]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..growth import grown
 from . import _match_kernel as match
 from . import _quantize_kernel as kernel
 from . import _successor_kernel as successor
@@ -94,7 +95,10 @@ class TokenCacheMixer:
         self._t = 0
         self._orders = np.array(MATCH_ORDERS if cache else (), dtype=np.int64)
         n = len(self._orders)
-        self._hist = np.zeros((lanes, max(steps, 1)), dtype=np.int64)
+        # Each lane's history grows with the steps coded (a decoder's step count comes from a
+        # payload that has not proven it yet), up to ``steps``.
+        self._steps = max(steps, 1)
+        self._hist = np.zeros((lanes, 0), dtype=np.int64)
         self._keys = np.zeros((n, _MATCH_SLOTS), dtype=np.uint64)
         self._preds = np.full((n, _MATCH_SLOTS), -1, dtype=np.int32)
         self._confs = np.zeros((n, _MATCH_SLOTS), dtype=np.int8)
@@ -130,8 +134,9 @@ class TokenCacheMixer:
         x = logits.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
         if x.shape != self._weights.shape:
             raise ValueError(f"logits of shape {x.shape}, expected {self._weights.shape}")
-        if self._t >= self._hist.shape[1]:
-            raise ValueError(f"more steps than the {self._hist.shape[1]} this mixer was made for")
+        if self._t >= self._steps:
+            raise ValueError(f"more steps than the {self._steps} this mixer was made for")
+        self._hist = grown(self._hist, 1, self._t + 1, self._steps)
         share = self.model_shares[int(np.argmin(self.costs))]
         kernel.mixed_rows(x, self.M, self._freqs, self._weights, self._totals, self.counts,
                           self.seen, share, np.float32(_INV_LN2), np.float32(_MIN_Y), _COEFFS)

@@ -25,7 +25,7 @@ where ``S`` is 5, 6, 7 or 8: the fewest bytes that hold the state, but at least 
 must use all ``S`` bytes (its top byte is non-zero when ``S > 5``): one encoding per state. A
 stream of no symbol is the 5 bytes of ``L``. The encoder starts from ``x = L``; the decoder must
 end at exactly ``L`` with every word consumed, which is how damage to the payload is detected
-(:meth:`RansDecoder.check_finished`).
+(:meth:`RansDecoder.check_finished`); a symbol that needs a word past the end fails at once.
 
 Typical use, with ``cum`` the ``(lanes, V + 1)`` cumulative tables of each step::
 
@@ -52,6 +52,7 @@ __all__ = [
     "RANS_L",
     "RansDecoder",
     "encode",
+    "max_symbols",
     "parse_state",
     "state_bytes",
     "symbol_bounds",
@@ -149,6 +150,31 @@ def state_bytes(x: int) -> bytes:
     return x.to_bytes(max(5, (x.bit_length() + 7) // 8), "little")
 
 
+def max_symbols(stream_length: int, scale_bits: int, rest: int) -> int | None:
+    """Most symbols a valid stream of ``stream_length`` bytes can hold.
+
+    Sound for tables in which the symbols other than the one decoded always hold at least
+    ``rest`` counts together (``V - 1`` for a table of ``V`` symbols that each keep a count, as
+    every table of the LLM codec does); None (no bound) when ``rest < 1``.
+
+    Why: a symbol ``(start, f)`` decoded from a state ``x = y M + slot`` (``M =
+    2**scale_bits``, ``y >= x / (2M)`` because ``x >= L >= M``) leaves ``x' = f y + slot -
+    start``, so ``x - x' = y (M - f) + start >= x rest / (2M)``: every symbol takes at least
+    ``c = -log2(1 - rest / (2M)) > rest / (2M ln 2)`` bits off the state, a word read adds
+    fewer than 33 (``x'' < (x' + 1) 2**32 <= 2 x' 2**32``), and the state goes from below
+    ``2**63`` to exactly ``L = 2**31`` over the stream's ``n`` words, so at most
+    ``(32 + 33 n) / c`` symbols. The bound is weak: a symbol of probability ``1 - rest / M``
+    is legitimately almost free (about 1.5 million symbols per word for a 4,096-token
+    vocabulary at ``scale_bits=28``), so it only refuses streams far too short for their count;
+    the decoder's refusal to read past the end is what stops a forged stream early.
+    """
+    if rest < 1:
+        return None
+    words = max(0, stream_length - 5) // 4
+    # ln 2 < 0.6932: rounding up keeps the integer bound above the real one.
+    return (32 + 33 * words) * 2 * (1 << scale_bits) * 6932 // (10000 * rest) + 1
+
+
 def parse_state(stream: bytes) -> tuple[int | None, int]:
     """``(state, header_bytes)`` of a stream; state None when malformed (short, out of range,
     or not minimally encoded)."""
@@ -185,44 +211,56 @@ def _decode_step(cum, active, scale_bits, words, state, out):  # pragma: no cove
         start = cum[lane, lo]
         freq = cum[lane, lo + 1] - start
         x = freq * (x >> scale_bits) + slot - start
-        if x < _L:
-            if pos < n_words:
-                x = (x << 32) | words[pos]
-                pos += 1
-            else:
-                # Read past the end: keep going on zeros, report at the end.
-                bad = 1
-                x = x << 32
-            if x < _L:  # only a damaged stream gets here; keep the state in range
-                bad = 1
-                x = _L
         out[lane] = lo
+        if x < _L:
+            if pos == n_words or x == 0:
+                # Past the stream's end (or a table without the symbol's count): no stream the
+                # encoder wrote gets here, so stop now rather than decode on from nothing.
+                bad = 1
+                break
+            x = (x << 32) | words[pos]
+            pos += 1
     state[0], state[1], state[2] = x, pos, bad
 
 
 class RansDecoder:
     """Decoder of one stream from :func:`encode`, a step of lanes at a time.
 
-    A malformed stream never raises here or in :meth:`decode_step`: a stream shorter than
-    5 bytes, whose initial state is out of range or not minimally encoded, or that is read past
-    its end is flagged, decoding goes on from a valid state, and :meth:`check_finished` reports
-    it.
+    A malformed stream is refused as soon as it shows: a stream shorter than 5 bytes or whose
+    initial state is out of range or not minimally encoded when the decoder is made, a read past
+    the stream's end at the symbol that needs it (:meth:`decode_step`), words left over or a
+    final state other than ``L`` at :meth:`check_finished`. A forged stream therefore costs
+    the steps it really decodes, not the ones its container declares.
 
     Parameters
     ----------
     stream : bytes
         The stream, as produced by :func:`encode`.
+
+    Raises
+    ------
+    CorruptDataError
+        The stream's initial state is malformed.
     """
 
     def __init__(self, stream: bytes) -> None:
         stream = bytes(stream)
         x, head = parse_state(stream)
-        bad = x is None
-        if len(stream) >= 5:  # (len - head) is then a multiple of 4
-            self._words = np.frombuffer(stream, dtype="<u4", offset=head).astype(np.int64)
-        else:
-            self._words = np.zeros(0, dtype=np.int64)
-        self._state = np.array([RANS_L if bad else x, 0, int(bad)], dtype=np.int64)
+        if x is None:
+            raise CorruptDataError("rANS stream check failed: malformed initial state")
+        # (len - head) is a multiple of 4
+        self._words = np.frombuffer(stream, dtype="<u4", offset=head).astype(np.int64)
+        self._state = np.array([x, 0, 0], dtype=np.int64)
+
+    @property
+    def words_left(self) -> int:
+        """Words of the stream not read yet."""
+        return int(self._words.shape[0] - self._state[1])
+
+    @property
+    def state(self) -> int:
+        """The decoder's current state, in ``[L, L * 2**32)``."""
+        return int(self._state[0])
 
     def decode_step(self, cum_freqs: np.ndarray, active: np.ndarray,
                     scale_bits: int) -> np.ndarray:
@@ -242,6 +280,11 @@ class RansDecoder:
         -------
         numpy.ndarray
             int64 ``(lanes,)``: the symbols, ``-1`` on inactive lanes.
+
+        Raises
+        ------
+        CorruptDataError
+            A symbol needs a word past the stream's end (no stream :func:`encode` wrote does).
         """
         _check_scale_bits(scale_bits)
         cum_freqs = np.ascontiguousarray(cum_freqs, dtype=np.int64)
@@ -249,7 +292,11 @@ class RansDecoder:
         if cum_freqs.ndim != 2 or cum_freqs.shape[1] < 2 or active.shape != cum_freqs.shape[:1]:
             raise ValueError("cum_freqs must be (lanes, V + 1) with V >= 1 and active (lanes,)")
         out = np.empty(cum_freqs.shape[0], dtype=np.int64)
+        if self._state[2]:
+            raise CorruptDataError("rANS stream check failed: decoding past a failure")
         _decode_step(cum_freqs, active, scale_bits, self._words, self._state, out)
+        if self._state[2]:
+            raise CorruptDataError("rANS stream check failed: read past the end of the stream")
         return out
 
     def check_finished(self) -> None:
@@ -265,7 +312,7 @@ class RansDecoder:
         if bad or pos != self._words.shape[0] or x != RANS_L:
             raise CorruptDataError(
                 "rANS stream check failed: "
-                + ("malformed or over-read" if bad else
+                + ("over-read" if bad else
                    f"{self._words.shape[0] - pos} word(s) left" if pos != self._words.shape[0]
                    else "wrong final state")
             )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import operator
 import struct
 import threading
 import uuid
@@ -55,6 +56,16 @@ _FS_OPTIONS = frozenset(
 )
 #: Targets whose writes go to a temporary sibling that is then renamed into place.
 _RENAME_TARGETS = (LocalFileSystem, MemoryFileSystem)
+
+
+def _read_length(size) -> int:
+    """``read``'s ``size`` as the built-in files take it: -1 or None for everything, any other
+    negative number refused (``cat_file(start=200, end=100)`` then fails, as it does on the
+    local filesystem, instead of returning the rest of the file)."""
+    size = -1 if size is None else operator.index(size)
+    if size < -1:
+        raise ValueError("read length must be non-negative or -1")
+    return size
 
 
 class LLMZFile(io.BufferedIOBase):
@@ -111,6 +122,7 @@ class LLMZFile(io.BufferedIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         self._checkClosed()
+        offset, whence = operator.index(offset), operator.index(whence)  # numpy ints too
         if whence == io.SEEK_SET:
             loc = offset
         elif whence == io.SEEK_CUR:
@@ -137,7 +149,8 @@ class LLMZFile(io.BufferedIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         self._checkClosed()
-        end = self.size if size is None or size < 0 else min(self.size, self.loc + size)
+        size = _read_length(size)
+        end = self.size if size == -1 else min(self.size, self.loc + size)
         if self.loc >= end:
             return b""
         if end - self.loc > 2 * self.reader.unit_size:
@@ -168,7 +181,8 @@ class LLMZFile(io.BufferedIOBase):
 
     def readline(self, size: int | None = -1) -> bytes:
         self._checkClosed()
-        limit = self.size if size is None or size < 0 else min(self.size, self.loc + size)
+        size = -1 if size is None else operator.index(size)
+        limit = self.size if size < 0 else min(self.size, self.loc + size)
         bs = self.reader.unit_size
         parts = []
         while self.loc < limit:

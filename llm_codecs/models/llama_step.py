@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 
+from ..growth import capacity, grown
+
 __all__ = ["LlamaStep", "supports"]
 
 # Fused matrices per loaded model, built once: a block's schedule must not copy the weights.
@@ -151,15 +153,28 @@ class LlamaStep:
         self.head_dim = int(getattr(cfg, "head_dim", None)
                             or cfg.hidden_size // cfg.num_attention_heads)
         self.scale = float(getattr(first, "scaling", self.head_dim ** -0.5))
-        positions = slots if positions is None else max(positions, slots)
+        self.positions = slots if positions is None else max(positions, slots)
         self.lanes, self.slots = lanes, slots
         self.embed, self.layers, self.norm_eps, self.head = _weights(model)
         self.dtype, self.device = self.embed.dtype, self.embed.device
-        cos, sin = _rotary_tables(positions, self.head_dim, _rope_theta(cfg), self.dtype)
-        self.cos, self.sin = cos.to(self.device), sin.to(self.device)
-        shape = (len(self.layers), lanes, self.kv_heads, slots, self.head_dim)
+        self._theta = _rope_theta(cfg)
+        # Rotary rows and cache slots are allocated as positions are reached
+        # (llm_codecs.growth): a lane's declared length buys nothing before it is decoded.
+        self.cos = self.sin = torch.zeros((0, self.head_dim), dtype=self.dtype,
+                                          device=self.device)
+        shape = (len(self.layers), lanes, self.kv_heads, 0, self.head_dim)
         self.keys = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self.values = torch.zeros(shape, dtype=self.dtype, device=self.device)
+
+    def _reserve(self, position: int, slot: int) -> None:
+        """Grow the rotary rows to ``position`` and the cache to ``slot``."""
+        have = self.cos.shape[0]
+        if position >= have:
+            rows = capacity(position + 1, max(self.positions, position + 1), have)
+            cos, sin = _rotary_tables(rows, self.head_dim, self._theta, self.dtype)
+            self.cos, self.sin = cos.to(self.device), sin.to(self.device)
+        self.keys = grown(self.keys, 3, slot + 1, self.slots)
+        self.values = grown(self.values, 3, slot + 1, self.slots)
 
     def _rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         half = self.head_dim // 2
@@ -180,6 +195,7 @@ class LlamaStep:
         G = H // K
         slot = position if slot is None else slot
         n = slot + 1 if filled is None else filled
+        self._reserve(position, slot)
         h = nnf.embedding(ids, self.embed)
         cos, sin = self.cos[position], self.sin[position]
         for i, (eps_in, qkv_w, qkv_b, o_w, eps_post, gu_w, down_w) in enumerate(self.layers):

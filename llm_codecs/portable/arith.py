@@ -14,7 +14,7 @@ specification, and from integer polynomials; never from the platform's ``libm``.
 from __future__ import annotations
 
 import decimal
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 import torch
@@ -42,8 +42,11 @@ ROPE_BITS = 15
 # Fixed-point precision of the rotary angle computation (below 2**62 in every product).
 _ANGLE_BITS = 40
 _POLY_BITS = 30
-# Positions per chunk of the rotary table cache.
+# Positions per chunk of the rotary tables.
 _ROPE_CHUNK = 4096
+# Chunks kept: the first few serve every block of ordinary length without recomputing, and the
+# cache stays a few MiB whatever lengths were decoded.
+_ROPE_CACHED_CHUNKS = 8
 # Largest inner dimension whose float32 products of int8 values sum exactly: K * 127**2 < 2**24.
 _EXACT_F32_K = 1024
 
@@ -258,7 +261,10 @@ def _rope_chunk(chunk: int, head_dim: int, theta_text: str) -> tuple[np.ndarray,
     return (np.concatenate([cos_q, cos_q], axis=1), np.concatenate([sin_q, sin_q], axis=1))
 
 
-_rope_cache: dict = {}
+@lru_cache(maxsize=_ROPE_CACHED_CHUNKS)
+def _cached_rope_chunk(chunk: int, head_dim: int, theta_text: str, device: str):
+    cos, sin = _rope_chunk(chunk, head_dim, theta_text)
+    return torch.from_numpy(cos).to(device), torch.from_numpy(sin).to(device)
 
 
 def rope_tables(positions: int, head_dim: int, theta: float, device="cpu"):
@@ -267,18 +273,14 @@ def rope_tables(positions: int, head_dim: int, theta: float, device="cpu"):
     Position ``p``, frequency ``i``: angle ``p * round(theta**(-2i/d) * 2**40) mod
     round(2 pi 2**40)``, its quadrant, and Taylor polynomials in Q30 fixed point, rounded to
     Q15 (``docs/format.md``). Each value depends only on ``p``, ``i``, ``d`` and ``theta``.
+    The tables are built from chunks of positions, the latest few kept: callers ask for the
+    positions they reach (a long lane's tables grow with it), never for one table that lives
+    as long as the process.
     """
     theta_text = repr(float(theta))
-    chunks = -(-max(positions, 1) // _ROPE_CHUNK)
-    key = (head_dim, theta_text, str(device))
-    have = _rope_cache.get(key)
-    if have is None or have[0].shape[0] < chunks * _ROPE_CHUNK:
-        cos, sin = [], []
-        for c in range(chunks):
-            cc, ss = _rope_chunk(c, head_dim, theta_text)
-            cos.append(cc)
-            sin.append(ss)
-        have = (torch.from_numpy(np.concatenate(cos)).to(device),
-                torch.from_numpy(np.concatenate(sin)).to(device))
-        _rope_cache[key] = have
-    return have[0][:positions], have[1][:positions]
+    chunks = [_cached_rope_chunk(c, head_dim, theta_text, str(device))
+              for c in range(-(-max(positions, 1) // _ROPE_CHUNK))]
+    if len(chunks) == 1:
+        return chunks[0][0][:positions], chunks[0][1][:positions]
+    return (torch.cat([c for c, _ in chunks])[:positions],
+            torch.cat([s for _, s in chunks])[:positions])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..growth import capacity, grown
 from . import _kernels as k
 from .arith import exp2_table, int8_matmul, rope_tables
 from .step import sigmoid_table
@@ -48,12 +49,13 @@ class CpuIntegerStep:
 
     def __init__(self, weights: IntModel, lanes: int, slots: int, positions: int | None = None):
         self.w = weights
-        positions = slots if positions is None else max(positions, slots)
+        self.positions = slots if positions is None else max(positions, slots)
         self.lanes, self.slots = lanes, slots
-        cos, sin = rope_tables(positions, weights.head_dim, weights.theta)
-        self.cos, self.sin = cos.numpy(), sin.numpy()
+        # Rotary rows and cache slots are allocated as positions are reached
+        # (llm_codecs.growth): a lane's declared length buys nothing before it is decoded.
+        self.cos = self.sin = np.zeros((0, weights.head_dim), dtype=np.int64)
         self.embed = weights.embed.numpy()
-        shape = (len(weights.layers), lanes, weights.kv_heads, slots, weights.head_dim)
+        shape = (len(weights.layers), lanes, weights.kv_heads, 0, weights.head_dim)
         self.keys = np.zeros(shape, dtype=np.int32)
         self.values = np.zeros(shape, dtype=np.int32)
         self.exp2 = exp2_table().numpy()
@@ -76,6 +78,16 @@ class CpuIntegerStep:
         self._mlp = np.empty((lanes, inner), dtype=np.int64)
         self._logits = np.empty((lanes, weights.head.mult.shape[0]), dtype=np.float32)
 
+    def _reserve(self, position: int, slot: int) -> None:
+        """Grow the rotary rows to ``position`` and the cache to ``slot``."""
+        have = self.cos.shape[0]
+        if position >= have:
+            rows = capacity(position + 1, max(self.positions, position + 1), have)
+            cos, sin = rope_tables(rows, self.w.head_dim, self.w.theta)
+            self.cos, self.sin = cos.numpy(), sin.numpy()
+        self.keys = grown(self.keys, 3, slot + 1, self.slots)
+        self.values = grown(self.values, 3, slot + 1, self.slots)
+
     def step(self, ids: torch.Tensor, position: int, slot: int | None = None,
              filled: int | None = None) -> torch.Tensor:
         """As :meth:`IntegerLlamaStep.step <llm_codecs.portable.step.IntegerLlamaStep.step>`."""
@@ -83,6 +95,7 @@ class CpuIntegerStep:
         lanes = ids.shape[0]
         slot = position if slot is None else slot
         n = slot + 1 if filled is None else filled
+        self._reserve(position, slot)
         h = self.embed[ids.numpy()]
         cos, sin = self.cos[position], self.sin[position]
         d = h.shape[1]

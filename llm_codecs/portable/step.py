@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from ..growth import capacity, grown
 from .arith import (
     bit_length,
     exp2_neg,
@@ -148,10 +149,13 @@ class IntegerLlamaStep:
     def __init__(self, weights: IntModel, lanes: int, slots: int, positions: int | None = None):
         self.w = weights
         self.device = weights.embed.device
-        positions = slots if positions is None else max(positions, slots)
+        self.positions = slots if positions is None else max(positions, slots)
         self.lanes, self.slots = lanes, slots
-        self.cos, self.sin = rope_tables(positions, weights.head_dim, weights.theta, self.device)
-        shape = (len(weights.layers), lanes, weights.kv_heads, slots, weights.head_dim)
+        # Rotary rows and cache slots are allocated as positions are reached
+        # (llm_codecs.growth): a lane's declared length buys nothing before it is decoded.
+        self.cos = self.sin = torch.zeros((0, weights.head_dim), dtype=torch.int64,
+                                          device=self.device)
+        shape = (len(weights.layers), lanes, weights.kv_heads, 0, weights.head_dim)
         self.keys = torch.zeros(shape, dtype=torch.float64, device=self.device)
         self.values = torch.zeros(shape, dtype=torch.float64, device=self.device)
         self._exp2 = exp2_table(self.device)
@@ -159,6 +163,15 @@ class IntegerLlamaStep:
         # Output shifts of the matrices that follow a norm: shift[o] - 7 (format.md).
         self._norm_shifts = [(lay.qkv.shift - 7, lay.gate_up.shift - 7) for lay in weights.layers]
         self._head_shift = weights.head.shift - 7
+
+    def _reserve(self, position: int, slot: int) -> None:
+        """Grow the rotary rows to ``position`` and the cache to ``slot``."""
+        have = self.cos.shape[0]
+        if position >= have:
+            rows = capacity(position + 1, max(self.positions, position + 1), have)
+            self.cos, self.sin = rope_tables(rows, self.w.head_dim, self.w.theta, self.device)
+        self.keys = grown(self.keys, 3, slot + 1, self.slots)
+        self.values = grown(self.values, 3, slot + 1, self.slots)
 
     def _rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         half = x.shape[-1] // 2
@@ -207,6 +220,7 @@ class IntegerLlamaStep:
         H, K, D = w.heads, w.kv_heads, w.head_dim
         slot = position if slot is None else slot
         n = slot + 1 if filled is None else filled
+        self._reserve(position, slot)
         h = w.embed[ids]
         cos, sin = self.cos[position], self.sin[position]
         for i, layer in enumerate(w.layers):
