@@ -324,26 +324,6 @@ def test_subprocess_stdin_stdout_round_trip(text):
     assert restored.stdout == text
 
 
-def test_main_job_uses_the_embedded_model(tmp_path, text):
-    """The README's main job: `llm-codecs compress FILE` with nothing else, in a fresh process."""
-    source = tmp_path / "alice29.txt"
-    source.write_bytes(text[: 64 << 10])
-    # A model run on a shared 2-core machine (and numba compiling on a cold cache): generous
-    # limits, which only catch hangs.
-    packed = python_m("compress", "-k", source, timeout=600)
-    assert packed.returncode == 0, packed.stderr
-    frame = source.with_name("alice29.txt.llmz").read_bytes()
-    reader = llm_codecs.open_frame(frame)
-    assert reader.header.codec == "llm" and reader.header.params["model"] == "default"
-    assert [b.method for b in reader.blocks] == [3], "the model codes English prose"
-    assert len(frame) < len(llm_codecs.compress(text[: 64 << 10], "lz77", level=9))
-    info = python_m("info", source.with_name("alice29.txt.llmz"))
-    assert info.returncode == 0 and b"llm" in info.stdout
-    restored = python_m("decompress", "-c", source.with_name("alice29.txt.llmz"), timeout=600)
-    assert restored.returncode == 0, restored.stderr
-    assert restored.stdout == text[: 64 << 10]
-
-
 def test_subprocess_errors_have_no_traceback(tmp_path):
     bad = tmp_path / "bad.llmz"
     bad.write_bytes(b"LLMZ" + b"\0" * 100)
