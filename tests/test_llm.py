@@ -17,6 +17,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -394,3 +395,14 @@ def test_a_tokenizer_with_more_ids_than_the_model_predicts_is_refused(tiny_model
     path = _with_tokenizer_of(tiny_models["llama"], tmp_path / "narrow")
     with pytest.raises(UnsupportedTokenizerError, match=f"{len(tok)} token ids"):
         llm_codecs.compress(b"some text " * 50, "llm", model=path)
+
+
+def test_token_bytes_beyond_the_block_are_refused_before_they_are_gathered():
+    tokenizer = make_codec("llm").loaded.tokenizer
+    ids = tokenizer.encode(b"the quick brown fox " * 50)
+    whole = tokenizer.decode(ids)
+    assert tokenizer.decode(ids, limit=len(whole)) == whole
+    assert tokenizer.decode(ids, limit=len(whole) - 1) is None
+    # A forged stream of a million long tokens for a 10-byte block: refused from the counts.
+    many = np.full(1_000_000, ids[0], dtype=np.int64)
+    assert tokenizer.decode(many, limit=10) is None

@@ -518,7 +518,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         used, steps = lane_layout(T, self.lanes)
         stream = payload[pos:]
         ids = self._run(lambda loaded: self._decode_stream(loaded, stream, T, used, steps))
-        data = self.loaded.tokenizer.decode(ids)
+        data = self.loaded.tokenizer.decode(ids, limit=size)
         if data is None or len(data) != size:
             raise CorruptDataError("LLM payload: tokens do not decode to the block")
         return data

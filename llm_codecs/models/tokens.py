@@ -171,8 +171,9 @@ class ByteTokenizer:
         for piece, _ in self._pre_tokenizer.pre_tokenize_str(text):
             ids.extend(self._piece_ids(piece))
 
-    def decode(self, ids) -> bytes | None:
-        """The bytes of ``ids`` concatenated, or None if any id is not a byte-level token."""
+    def decode(self, ids, limit: int | None = None) -> bytes | None:
+        """The bytes of ``ids`` concatenated, or None if any id is not a byte-level token or
+        they would make more than ``limit`` bytes (checked before the bytes are gathered)."""
         ids = np.asarray(ids, dtype=np.int64)
         if ids.size == 0:
             return b""
@@ -182,5 +183,7 @@ class ByteTokenizer:
         lengths = self._offsets[ids + 1] - starts
         # Gather every byte: positions = start of its token + index within the token.
         ends = np.cumsum(lengths)
+        if limit is not None and int(ends[-1]) > limit:
+            return None
         within = np.arange(int(ends[-1])) - np.repeat(ends - lengths, lengths)
         return self._flat[np.repeat(starts, lengths) + within].tobytes()
