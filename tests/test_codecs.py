@@ -128,3 +128,32 @@ def test_forged_payloads_reach_the_decoder_and_are_caught(codec):
         assert_rejects_or_exact(forge_payload(frame, random.Random(seed)), data)
 
     check()
+
+
+def test_method_bytes_have_one_source():
+    # The registry's method byte is the format; each class and the llm codec's fallback agree.
+    from llm_codecs.codecs import _REGISTRY, codec_class
+    from llm_codecs.codecs import llm as llm_module
+
+    for name, (_, _, method) in _REGISTRY.items():
+        assert codec_class(name).method_id == method, name
+    assert codec_class("lz77").method_id == llm_module._FALLBACK_METHOD
+    assert len({m for _, _, m in _REGISTRY.values()}) == len(_REGISTRY)
+
+
+def test_the_frame_does_not_depend_on_how_many_blocks_are_coded_at_once():
+    import io
+
+    from llm_codecs.codecs import make_codec
+    from llm_codecs.frame import FrameWriter
+
+    data = bytes(range(256)) * 300 + b"text, text and more text. " * 2000
+    frames = []
+    for batch in (1, 3, 8):
+        out = io.BytesIO()
+        with FrameWriter(out, make_codec("lz77"), 4096, batch_blocks=batch) as writer:
+            for start in range(0, len(data), 5000):
+                writer.write(data[start : start + 5000])
+        frames.append(out.getvalue())
+    assert frames[0] == frames[1] == frames[2] == llm_codecs.compress(data, "lz77",
+                                                                       block_size=4096)

@@ -80,11 +80,18 @@ def test_default_fallback_keeps_the_smaller_of_llm_and_lz77(gpt2):
     frame = llm_codecs.compress(text + binary, "llm", model=gpt2, block_size=3000, threads=1,
                                 cache=False)
     assert llm_codecs.decompress(frame) == text + binary
-    reader = FrameReader(frame)
-    assert [b.method for b in reader.blocks] == [2, 0]
-    llm_alone = make_codec("llm", model=gpt2, threads=1, cache=False).encode_block(text)
-    assert reader.blocks[0].compressed_size < len(llm_alone)
     assert looks_binary(binary) and not looks_binary(text)
+    # The choice itself, on the codec that coded (compress() returns the plain LZ77 frame
+    # when no block kept the model, which would hide a broken choice).
+    codec = make_codec("llm", model=gpt2, threads=1, cache=False)
+    llm_alone = codec.encode_block(text)
+    (text_method, text_payload), (binary_method, _) = codec.encode_blocks([text, binary])
+    assert (text_method, binary_method) == (2, 2)
+    assert len(text_payload) < len(llm_alone)
+    # ... and the other way: where LZ77 would be larger, the model's payload is kept.
+    codec._fallback_payload = lambda block: bytes(len(block) + 1)
+    (method, payload), = codec.encode_blocks([text])
+    assert method == 3 and payload == llm_alone
 
 
 def test_first_fallback_runs_after_the_model_and_codes_the_same(gpt2, monkeypatch):
