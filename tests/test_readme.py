@@ -71,7 +71,7 @@ def _cli_fixture_files(where: Path) -> None:
     (where / "alice29.txt").write_bytes(prose)
     log = b"".join(b"2026-12-02 10:%02d:%02d %s worker %d finished job\n"
                    % (i // 60 % 60, i % 60, b"ERROR" if i % 97 == 0 else b"INFO", i % 7)
-                   for i in range(3000))
+                   for i in range(1500))
     (where / "big.log").write_bytes(log)
     (where / "data.bin").write_bytes(bytes(range(256)) * 40)
     (where / "dir").mkdir()
@@ -90,7 +90,8 @@ def test_cli_reference_compress_examples_run(tmp_path):
 
 def test_cli_reference_decompress_examples_run(tmp_path):
     _cli_fixture_files(tmp_path)
-    setup = ("llm-codecs compress alice29.txt big.log\n"
+    setup = ("llm-codecs compress alice29.txt\n"
+             "llm-codecs compress --codec lz77 big.log\n"
              "llm-codecs compress --codec lz77 -c data.bin > frame.bin\n"
              "tar cf - dir | llm-codecs compress --codec lz77 - > dir.tar.llmz\n"
              "rm -r dir\n")
