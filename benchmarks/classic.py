@@ -14,19 +14,17 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import bz2
-import lzma
 import math
 import platform
 import sys
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 import llm_codecs
+from llm_codecs.baselines import available
 from llm_codecs.codecs import make_codec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,28 +42,11 @@ Codec = tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]
 
 def baselines() -> dict[str, Codec]:
     """The classic codecs available in this environment, at the levels the issue names."""
-    found: dict[str, Codec] = {
-        "zlib-6": (lambda d: zlib.compress(d, 6), zlib.decompress),
-        "zlib-9": (lambda d: zlib.compress(d, 9), zlib.decompress),
-        "bz2-9": (lambda d: bz2.compress(d, 9), bz2.decompress),
-        "xz-6": (lambda d: lzma.compress(d, preset=6), lzma.decompress),
-    }
-    try:
-        import zstandard
-
-        def zstd(level):
-            return (lambda d: zstandard.ZstdCompressor(level=level).compress(d),
-                    lambda c: zstandard.ZstdDecompressor().decompress(c))
-
-        found["zstd-3"], found["zstd-19"] = zstd(3), zstd(19)
-    except ImportError:
-        print("# zstandard not installed: zstd columns skipped", file=sys.stderr)
-    try:
-        import brotli
-
-        found["brotli-11"] = (lambda d: brotli.compress(d, quality=11), brotli.decompress)
-    except ImportError:
-        print("# brotli not installed: brotli column skipped", file=sys.stderr)
+    labels = ["zlib-6", "zlib-9", "bz2-9", "xz-6", "zstd-3", "zstd-19", "brotli-11"]
+    found = available(labels)
+    for label in labels:
+        if label not in found:
+            print(f"# {label}: module not installed, column skipped", file=sys.stderr)
     return found
 
 

@@ -23,15 +23,13 @@ Files are read from ``../shared/corpus/bench`` (relative names) or any path.
 from __future__ import annotations
 
 import argparse
-import bz2
-import gzip
-import lzma
 import platform
 import sys
 import time
 from pathlib import Path
 
 import llm_codecs
+from llm_codecs.baselines import available
 from llm_codecs.codecs import make_codec
 from llm_codecs.codecs.llm import looks_binary
 from llm_codecs.frame import FrameReader
@@ -48,24 +46,8 @@ BLOCK = 64 << 10
 
 def classic_block_codecs() -> dict:
     """Classic codecs at the levels the issue names, each applied to one block."""
-    found = {
-        "gzip-9": lambda b: gzip.compress(b, 9, mtime=0),
-        "bzip2-9": lambda b: bz2.compress(b, 9),
-        "xz-9e": lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME),
-    }
-    try:
-        import zstandard
-
-        found["zstd-19"] = lambda b: zstandard.ZstdCompressor(level=19).compress(b)
-    except ImportError:
-        pass
-    try:
-        import brotli
-
-        found["brotli-11"] = lambda b: brotli.compress(b, quality=11)
-    except ImportError:
-        pass
-    return found
+    return {label: pair[0] for label, pair in
+            available(["gzip-9", "bz2-9", "xz-9e", "zstd-19", "brotli-11"]).items()}
 
 
 def bpb(compressed: int, original: int) -> float:

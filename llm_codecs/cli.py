@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
 import re
@@ -28,11 +27,20 @@ from tqdm import tqdm
 
 from . import __version__
 from .api import DEFAULT_CODEC, compress, compress_stream, decompress, decompress_stream
+from .baselines import FAMILIES
+from .baselines import load as load_baseline
 from .cli_output import FileError as _FileError
 from .cli_output import atomic_output, check_destination
-from .codecs import _REGISTRY, METHOD_STORED, BlockCodec, codec_class, codec_names, make_codec
+from .codecs import (
+    METHOD_STORED,
+    BlockCodec,
+    codec_class,
+    codec_name_for_method,
+    codec_names,
+    make_codec,
+)
 from .errors import CodecError
-from .frame import FOOTER_MAGIC, FOOTER_SIZE, FrameReader, check_block_size
+from .frame import FOOTER_SIZE, FrameReader, check_block_size, parse_footer
 
 PROG = "llm-codecs"
 SUFFIX = ".llmz"
@@ -79,10 +87,10 @@ def _against_list(text: str) -> list[str]:
     names = [] if text.strip().lower() in ("", "none") else [
         n.strip().lower() for n in text.split(",") if n.strip()
     ]
-    unknown = [n for n in names if n not in CLASSIC_CODECS]
+    unknown = [n for n in names if n not in FAMILIES]
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(CLASSIC_CODECS)}"
+            f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(FAMILIES)}"
         )
     return names
 
@@ -219,10 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     p.add_argument("--block-size", type=parse_size, metavar="SIZE",
                    help="block size for our codecs")
-    p.add_argument("--against", type=_against_list, default=list(CLASSIC_CODECS),
+    p.add_argument("--against", type=_against_list, default=list(FAMILIES),
                    metavar="NAMES",
                    help=f"classic codecs to compare with, or 'none' "
-                        f"(default: {','.join(CLASSIC_CODECS)})")
+                        f"(default: {','.join(FAMILIES)})")
     p.add_argument("--repeat", type=int, default=3, metavar="N",
                    help="time each codec N times and report the fastest (default: 3)")
     p.set_defaults(func=cmd_bench, parser=p)
@@ -484,8 +492,8 @@ def cmd_compress(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
 def _original_size(f: BinaryIO) -> int | None:
     """Original size from a frame's footer, for the progress bar's total; None if unsure.
 
-    Read straight from the footer (layout in docs/format.md) because building a FrameReader just
-    for this would also build the codec, which for a model-based codec means loading the model.
+    From the footer alone (:func:`~llm_codecs.frame.parse_footer`, CRC checked): opening the
+    whole frame is left to the decoder, which reports any damage.
     """
     try:
         end = f.seek(0, os.SEEK_END)
@@ -494,11 +502,9 @@ def _original_size(f: BinaryIO) -> int | None:
         f.seek(end - FOOTER_SIZE)
         footer = f.read(FOOTER_SIZE)
         f.seek(0)
+        return parse_footer(footer)[2]
     except (OSError, ValueError):
         return None
-    if len(footer) != FOOTER_SIZE or footer[-4:] != FOOTER_MAGIC:
-        return None
-    return int.from_bytes(footer[16:24], "little")
 
 
 def _spool_stdin() -> BinaryIO:
@@ -586,24 +592,6 @@ def cmd_decompress(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 # info
 
 
-class _HeaderOnlyCodec(BlockCodec):
-    """Stands in for a frame's codec so ``info`` needs neither the codec nor its model.
-
-    FrameReader builds the named codec (possibly loading a model) and checks its fingerprint;
-    describing a frame needs neither, and should work even where the codec is not installed.
-    """
-
-    name = "header-only"
-    method_id = 255
-    default_block_size = 1
-
-    def encode_block(self, block: bytes) -> bytes:  # pragma: no cover - never called
-        raise CodecError("info does not encode")
-
-    def decode_block(self, payload: bytes, size: int) -> bytes:  # pragma: no cover
-        raise CodecError("info does not decode")
-
-
 def method_name(method: int) -> str:
     """Return the name of a per-block method byte (``stored``, ``huffman``, ``lz77``, ...).
 
@@ -619,12 +607,7 @@ def method_name(method: int) -> str:
     """
     if method == METHOD_STORED:
         return "stored"
-    # The registry, not codec_class(): the names are all we need, and importing a codec module
-    # could pull in heavy dependencies.
-    for name, (_, _, byte) in _REGISTRY.items():
-        if byte == method:
-            return name
-    return f"method {method}"
+    return codec_name_for_method(method) or f"method {method}"
 
 
 def _human(n: int) -> str:
@@ -702,7 +685,7 @@ def cmd_info(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         else:
             src = open(name, "rb")  # noqa: SIM115 - closed below
         with src:
-            lines = _describe_frame(name, FrameReader(src, codec=_HeaderOnlyCodec()), args.verbose)
+            lines = _describe_frame(name, FrameReader(src), args.verbose)
         if not first:
             print()
         first = False
@@ -747,37 +730,6 @@ def cmd_models(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
 
 # --------------------------------------------------------------------------------------------
 # bench
-
-
-def _classic(module: str, comp: Callable[[Any, bytes], bytes],
-             decomp: Callable[[Any, bytes], bytes]) -> Callable[[], tuple[Callable, Callable]]:
-    def load() -> tuple[Callable, Callable]:
-        mod = importlib.import_module(module)
-        return (lambda data: comp(mod, data)), (lambda frame: decomp(mod, frame))
-
-    return load
-
-
-#: Classic codecs for ``bench --against``: name -> [(row label, loader of (compress, decompress))].
-#: Default levels only, stated in the labels.
-CLASSIC_CODECS: dict[str, list[tuple[str, Callable[[], tuple[Callable, Callable]]]]] = {
-    "zlib": [("zlib-6", _classic("zlib", lambda m, d: m.compress(d, 6),
-                                 lambda m, f: m.decompress(f)))],
-    "bz2": [("bz2-9", _classic("bz2", lambda m, d: m.compress(d, 9),
-                               lambda m, f: m.decompress(f)))],
-    "lzma": [("lzma-6", _classic("lzma", lambda m, d: m.compress(d, preset=6),
-                                 lambda m, f: m.decompress(f)))],
-    "zstd": [
-        (f"zstd-{level}", _classic(
-            "zstandard",
-            lambda m, d, level=level: m.ZstdCompressor(level=level).compress(d),
-            lambda m, f: m.ZstdDecompressor().decompress(f),
-        ))
-        for level in (3, 19)
-    ],
-    "brotli": [("brotli-11", _classic("brotli", lambda m, d: m.compress(d, quality=11),
-                                      lambda m, f: m.decompress(f)))],
-}
 
 
 def _best_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -907,9 +859,9 @@ def cmd_bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                 continue
             rows.append(_row(label, len(data), len(frame), ct, dt))
         for family in args.against:
-            for label, load in CLASSIC_CODECS[family]:
+            for label in FAMILIES[family]:
                 try:
-                    comp, decomp = load()
+                    comp, decomp = load_baseline(label)
                 except ImportError:
                     rows.append((label, "not installed"))
                     continue

@@ -481,19 +481,42 @@ class FrameReader:
         #: Bytes the blocks hold: :attr:`size` unless the frame has a string layout.
         self.stored_size = sum(e.size for e in self.blocks)
         self._restored: bytes | None = None
-        models = None
-        if codec is None:
-            codec = self._make_codec()
-            models = () if model is None else (model,)
-        elif model is not None:
+        if codec is not None and model is not None:
             raise CodecError("give FrameReader a codec or a model, not both")
-        if any(entry.method == codec.method_id for entry in self.blocks):
-            # Checked before any work: a missing or other model is refused here, not after a
-            # block.
-            codec = codec.bind(self.header.fingerprint, models=models)
+        self._model = model
+        self._codec: BlockCodec | None = None
+        self._codec_lock = threading.Lock()
+        if codec is not None:
+            # A codec the caller made (a loaded model, say) is checked now, before any work.
+            self._codec = self._bound(codec, models=None)
+            self._unbound = None
+        else:
+            # Built now, cheaply (no model is loaded): parameters out of their ranges are
+            # refused when the frame opens. A codec this build does not know is refused only
+            # when a block needs it, so the frame can still be described.
+            self._unbound = self._make_codec() if self._known_codec() else None
+
+    @property
+    def codec(self) -> BlockCodec:
+        """The codec that decodes the blocks, built from the header when first needed.
+
+        Opening a frame, reading its header, index and sizes, needs no codec: ``info`` works
+        where the codec is not installed, and a model is looked for (by the hash the header
+        names) only when a block the model coded is read.
+        """
+        if self._codec is None:
+            with self._codec_lock:
+                if self._codec is None:
+                    models = () if self._model is None else (self._model,)
+                    self._codec = self._bound(self._unbound or self._make_codec(), models)
+        return self._codec
+
+    def _bound(self, codec: BlockCodec, models) -> BlockCodec:
         # A frame whose blocks are all classic or stored needs nothing the fingerprint names
-        # (an llm frame kept entirely as LZ77 decodes, and opens, without loading the model).
-        self.codec = codec
+        # (an llm frame kept entirely as LZ77 decodes without loading the model).
+        if any(entry.method == codec.method_id for entry in self.blocks):
+            return codec.bind(self.header.fingerprint, models=models)
+        return codec
 
     def _read_at(self, offset: int, n: int) -> bytes:
         if self._buffer is not None:
@@ -507,13 +530,20 @@ class FrameReader:
         # own limit applies, not just the format's 64 MiB (the llm codec's is 4 MiB).
         try:
             cls = type(codec) if codec is not None else codec_class(self.header.codec)
-        except CodecError as exc:
-            raise CorruptDataError(f"frame header names an unusable codec: {exc}") from None
+        except CodecError:
+            return  # an unknown codec: refused when a block needs it (opening needs none)
         if self.header.block_size > cls.max_block_size:
             raise CorruptDataError(
                 f"frame header declares blocks of {self.header.block_size} bytes; the "
                 f"{self.header.codec!r} codec makes at most {cls.max_block_size}"
             )
+
+    def _known_codec(self) -> bool:
+        try:
+            codec_class(self.header.codec)
+        except CodecError:
+            return False
+        return True
 
     def _make_codec(self) -> BlockCodec:
         try:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
 
 import llm_codecs
 from llm_codecs import CorruptDataError
+from llm_codecs.frame import FrameReader
 
 CORPUS = Path(os.environ.get("LLM_CODECS_CORPUS", Path(__file__).resolve().parents[1].parent
                              / "shared" / "corpus"))
@@ -149,3 +153,32 @@ def forge_frame(header, blocks) -> bytes:
 def rans_stream(words: int, rng: random.Random) -> bytes:
     """A rANS64 stream with a well-formed initial state and ``words`` random words."""
     return rng.randrange(1 << 31, 1 << 39).to_bytes(5, "little") + rng.randbytes(4 * words)
+
+
+def rewrite_header(frame: bytes, version: int, edit) -> bytes:
+    """The frame with its header JSON edited, every CRC recomputed (a forged frame)."""
+    reader = FrameReader(frame)
+    fields = {
+        "codec": reader.header.codec, "params": reader.header.params,
+        "block_size": reader.header.block_size, "fingerprint": reader.header.fingerprint,
+    }
+    if reader.layout is not None:
+        fields["layout"] = reader.layout.to_json()
+    edit(fields)
+    body = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    head = b"LLMZ" + bytes([version, 0]) + struct.pack("<I", len(body)) + body
+    old_end = 10 + struct.unpack_from("<I", frame, 6)[0] + 4
+    shift = len(head) + 4 - old_end
+    rest = bytearray(frame[old_end:])
+    # Move the index's payload offsets and the footer's index offset by the header's change.
+    n = struct.unpack_from("<Q", frame, len(frame) - 28)[0]
+    index_at = len(rest) - 36 - 25 * n
+    for i in range(n):
+        at = index_at + 25 * i
+        struct.pack_into("<Q", rest, at, struct.unpack_from("<Q", rest, at)[0] + shift)
+    index = bytes(rest[index_at : index_at + 25 * n])
+    footer = len(rest) - 36
+    struct.pack_into("<Q", rest, footer, struct.unpack_from("<Q", rest, footer)[0] + shift)
+    struct.pack_into("<I", rest, footer + 24, zlib.crc32(index))
+    struct.pack_into("<I", rest, footer + 28, zlib.crc32(bytes(rest[footer : footer + 28])))
+    return head + struct.pack("<I", zlib.crc32(head)) + bytes(rest)

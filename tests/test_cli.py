@@ -366,3 +366,26 @@ def test_progress_eta_counts_from_the_first_block(monkeypatch):
     meter = bar.format_dict
     assert (meter["n"] - meter["initial"]) / meter["elapsed"] == pytest.approx(100)
     assert "<00:08" in bar.format_meter(**meter)  # 800 bytes left at 100 B/s, not at 6.7 B/s
+
+
+def test_info_describes_a_frame_whose_codec_this_build_does_not_know(tmp_path, capsysbinary):
+    from .helpers import rewrite_header
+
+    frame = llm_codecs.compress(b"future data " * 100, "lz77")
+    future = rewrite_header(frame, 1, lambda f: f.update(codec="zstd-from-the-future"))
+    path = tmp_path / "future.llmz"
+    path.write_bytes(future)
+    status, out, err = run(["info", path], capsysbinary)
+    assert status == 0, err
+    assert "zstd-from-the-future" in out.decode() and "1,200 bytes" in out.decode()
+    with pytest.raises(llm_codecs.CorruptDataError, match="unusable codec"):
+        llm_codecs.decompress(future)
+
+
+def test_every_baseline_round_trips_and_the_families_name_real_ones():
+    from llm_codecs.baselines import BASELINES, FAMILIES, available
+
+    assert {label for labels in FAMILIES.values() for label in labels} <= set(BASELINES)
+    data = b"the same table for the CLI and the benchmarks " * 50
+    for label, (comp, decomp) in available(list(BASELINES)).items():
+        assert decomp(comp(data)) == data, label

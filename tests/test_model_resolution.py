@@ -21,6 +21,7 @@ import pytest
 
 import llm_codecs
 from llm_codecs import ModelMismatchError, cli
+from llm_codecs.codecs import make_codec
 from llm_codecs.frame import _FOOTER, _INDEX_ENTRY, FOOTER_SIZE, FrameHeader, FrameReader, _crc
 from llm_codecs.models import loading
 from llm_codecs.models.loading import DEFAULT_MODEL_DIR
@@ -67,7 +68,7 @@ def made(tmp_path_factory, tiny_models):
         os.chdir(cwd)
         loading.clear_cache()
     shutil.rmtree(work)
-    header = FrameReader(frame, codec=cli._HeaderOnlyCodec()).header
+    header = FrameReader(frame).header
     assert header.params["model"] == "tiny_llama"
     return pristine, frame, header.fingerprint["model"]["sha256"]
 
@@ -80,7 +81,7 @@ def place(pristine: Path, where: Path) -> Path:
 
 def reheader(frame: bytes, **model) -> bytes:
     """``frame`` with its header naming another model (``name``, ``revision``, ``sha256``)."""
-    reader = FrameReader(frame, codec=cli._HeaderOnlyCodec())
+    reader = FrameReader(frame)
     h = reader.header
     fingerprint = {**h.fingerprint, "model": {**h.fingerprint["model"], **model}}
     params = dict(h.params)
@@ -180,7 +181,7 @@ def test_explicit_model_decodes_a_moved_model(made, tmp_path):
     with pytest.raises(llm_codecs.CodecError, match="model must be"):
         llm_codecs.decompress(frame, model=42)
     with pytest.raises(llm_codecs.CodecError, match="codec or a model"):
-        FrameReader(frame, codec=cli._HeaderOnlyCodec(), model=str(moved))
+        FrameReader(frame, codec=make_codec("lz77"), model=str(moved))
 
 
 def test_model_found_nowhere_fails_fast_and_names_its_hash(made, no_network):

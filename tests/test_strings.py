@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import struct
-import zlib
 
 import numcodecs
 import numpy as np
@@ -18,7 +16,7 @@ from llm_codecs.codecs.lz77 import LZ77Codec
 from llm_codecs.frame import FORMAT_VERSION, FORMAT_VERSION_STRINGS, FrameReader
 from llm_codecs.strings import StringLayout, strings_hint, text_view
 
-from .helpers import read_head
+from .helpers import read_head, rewrite_header
 
 zarr = pytest.importorskip("zarr")
 pytestmark = pytest.mark.filterwarnings(
@@ -157,41 +155,12 @@ def test_frame_of_strings_is_version_2_and_reads_back_in_ranges():
     assert plain == llm_codecs.compress(b"no strings here", "lz77")
 
 
-def _rewrite_header(frame: bytes, version: int, edit) -> bytes:
-    """The frame with its header JSON edited, every CRC recomputed (a forged frame)."""
-    reader = FrameReader(frame)
-    fields = {
-        "codec": reader.header.codec, "params": reader.header.params,
-        "block_size": reader.header.block_size, "fingerprint": reader.header.fingerprint,
-    }
-    if reader.layout is not None:
-        fields["layout"] = reader.layout.to_json()
-    edit(fields)
-    body = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
-    head = b"LLMZ" + bytes([version, 0]) + struct.pack("<I", len(body)) + body
-    old_end = 10 + struct.unpack_from("<I", frame, 6)[0] + 4
-    shift = len(head) + 4 - old_end
-    rest = bytearray(frame[old_end:])
-    # Move the index's payload offsets and the footer's index offset by the header's change.
-    n = struct.unpack_from("<Q", frame, len(frame) - 28)[0]
-    index_at = len(rest) - 36 - 25 * n
-    for i in range(n):
-        at = index_at + 25 * i
-        struct.pack_into("<Q", rest, at, struct.unpack_from("<Q", rest, at)[0] + shift)
-    index = bytes(rest[index_at : index_at + 25 * n])
-    footer = len(rest) - 36
-    struct.pack_into("<Q", rest, footer, struct.unpack_from("<Q", rest, footer)[0] + shift)
-    struct.pack_into("<I", rest, footer + 24, zlib.crc32(index))
-    struct.pack_into("<I", rest, footer + 28, zlib.crc32(bytes(rest[footer : footer + 28])))
-    return head + struct.pack("<I", zlib.crc32(head)) + bytes(rest)
-
-
 @pytest.fixture(scope="module")
 def strings_frame():
     chunk = np.array([line.encode() for line in _lines(20)], dtype="S80")
     frame = llm_codecs.compress(chunk, TextLZ77())
     # The forger is faithful: unedited, its frame (plain JSON header) decodes.
-    assert llm_codecs.decompress(_rewrite_header(frame, 2, lambda f: None)) == chunk.tobytes()
+    assert llm_codecs.decompress(rewrite_header(frame, 2, lambda f: None)) == chunk.tobytes()
     return frame
 
 
@@ -213,7 +182,7 @@ def strings_frame():
          "itemsize-huge", "extra-key", "not-an-object", "version-3"],
 )
 def test_forged_layouts_are_refused_when_the_frame_opens(strings_frame, version, edit):
-    forged = _rewrite_header(strings_frame, version, edit)
+    forged = rewrite_header(strings_frame, version, edit)
     with pytest.raises(CorruptDataError):
         FrameReader(forged)
 
@@ -230,7 +199,7 @@ def test_forged_layouts_are_refused_when_the_frame_opens(strings_frame, version,
     ids=["too-narrow", "huge-width", "wrong-separator", "vlen", "utf32"],
 )
 def test_layouts_that_do_not_fit_the_text_are_corrupt_data(strings_frame, edit):
-    forged = _rewrite_header(strings_frame, 2, edit)
+    forged = rewrite_header(strings_frame, 2, edit)
     with pytest.raises(CorruptDataError):
         llm_codecs.decompress(forged)
 

@@ -63,6 +63,14 @@ def _parameter_names(cls: type[BlockCodec]) -> frozenset[str]:
     )
 
 
+def codec_name_for_method(method: int) -> str | None:
+    """The name of the codec whose payloads carry per-block ``method``, or None.
+
+    From the registry alone: no codec module is imported.
+    """
+    return _BY_METHOD.get(method)
+
+
 @cache
 def codec_for_method(method: int) -> BlockCodec:
     """Return a default instance able to decode payloads of per-block ``method``."""
@@ -71,5 +79,5 @@ def codec_for_method(method: int) -> BlockCodec:
     return make_codec(_BY_METHOD[method])
 
 
-__all__ = ["METHOD_STORED", "BlockCodec", "codec_class", "codec_for_method", "codec_names",
-           "make_codec"]
+__all__ = ["METHOD_STORED", "BlockCodec", "codec_class", "codec_for_method",
+           "codec_name_for_method", "codec_names", "make_codec"]
