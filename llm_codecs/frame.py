@@ -316,11 +316,6 @@ def parse_footer(footer: bytes) -> tuple[int, int, int, int]:
     return index_offset, count, size, index_crc
 
 
-def frame_size_from_footer(footer: bytes) -> int:
-    """The original size recorded in a frame's footer: one small read gives a file's size."""
-    return parse_footer(footer)[2]
-
-
 class FrameWriter:
     """Write an LLMZ frame to a binary stream, one block at a time.
 
@@ -365,8 +360,6 @@ class FrameWriter:
         self._batch_blocks = max(1, int(codec.workers if batch_blocks is None else batch_blocks))
         self._pending = bytearray()
         self._index: list[BlockEntry] = []
-        #: Per-block method bytes chosen so far (the coded blocks' methods, or stored).
-        self.methods: set[int] = set()
         self._position = 0
         self._size = 0
         self.closed = False
@@ -403,7 +396,6 @@ class FrameWriter:
                 self._position, len(payload), len(block), method, _crc(payload), _crc(block)
             )
             self._index.append(entry)
-            self.methods.add(method)
             self._size += len(block)
             self._emit(payload)
 

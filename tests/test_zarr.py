@@ -175,7 +175,7 @@ def test_llm_codec_is_generic_and_lazy(tmp_path):
     assert configuration["model"] == "default" and configuration["block_size"] == 4096
     assert configuration["lanes"] == 96 and configuration["numerics"] == "auto"  # every field
     assert pickle.loads(pickle.dumps(codec)) == codec
-    assert codec._inner._block_codec._loaded is None  # no model until the first chunk
+    assert codec._inner._get_block_codec()._loaded is None  # no model until the first chunk
 
 
 @pytest.mark.parametrize("codec", [llm_codecs.LZ77(level=3), llm_codecs.Huffman()], ids=repr)

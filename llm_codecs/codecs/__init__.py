@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import threading
 from functools import cache
 
 from ..errors import CodecError, CorruptDataError
@@ -63,6 +64,27 @@ def _parameter_names(cls: type[BlockCodec]) -> frozenset[str]:
     )
 
 
+class LazyCodec:
+    """A codec built from its name and parameters on first use, once, thread-safely.
+
+    What every integration keeps (numcodecs, fsspec): building a model-based codec is cheap,
+    but its first use loads a model, and threads (Zarr, Dask) may race for it.
+    """
+
+    def __init__(self, name: str, params: dict):
+        self.name, self.params = name, dict(params)
+        self._codec: BlockCodec | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> BlockCodec:
+        """The codec (raises :class:`CodecError` for bad parameters, on first use)."""
+        if self._codec is None:
+            with self._lock:
+                if self._codec is None:
+                    self._codec = make_codec(self.name, **self.params)
+        return self._codec
+
+
 def codec_name_for_method(method: int) -> str | None:
     """The name of the codec whose payloads carry per-block ``method``, or None.
 
@@ -79,5 +101,5 @@ def codec_for_method(method: int) -> BlockCodec:
     return make_codec(_BY_METHOD[method])
 
 
-__all__ = ["METHOD_STORED", "BlockCodec", "codec_class", "codec_for_method",
+__all__ = ["METHOD_STORED", "BlockCodec", "LazyCodec", "codec_class", "codec_for_method",
            "codec_name_for_method", "codec_names", "make_codec"]

@@ -26,7 +26,6 @@ import contextlib
 import io
 import operator
 import struct
-import threading
 import uuid
 from collections import OrderedDict
 from typing import Any
@@ -38,14 +37,14 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
 from ..api import DEFAULT_CODEC
-from ..codecs import BlockCodec, codec_class, make_codec
+from ..codecs import BlockCodec, LazyCodec, codec_class, make_codec
 from ..errors import CorruptDataError
 from ..frame import (
     FOOTER_SIZE,
     FrameReader,
     FrameWriter,
     check_block_size,
-    frame_size_from_footer,
+    parse_footer,
 )
 
 #: Suffix of the stored (compressed) files in the wrapped filesystem.
@@ -372,8 +371,7 @@ class LLMZFileSystem(ChainedFileSystem):
         self.codec = DEFAULT_CODEC if codec is None else codec
         self.codec_params = params
         self.block_size = check_block_size(codec_class(self.codec), block_size)
-        self._block_codec: BlockCodec | None = None
-        self._lock = threading.Lock()
+        self._block_codec = LazyCodec(self.codec, params)
         # stored path -> ((size, modified), original size): saves footer reads in listings.
         self._sizes: dict[str, tuple[tuple, int]] = {}
 
@@ -393,10 +391,7 @@ class LLMZFileSystem(ChainedFileSystem):
         return self.fs._strip_protocol(self._strip_protocol(path))
 
     def _get_block_codec(self) -> BlockCodec:
-        with self._lock:
-            if self._block_codec is None:
-                self._block_codec = make_codec(self.codec, **self.codec_params)
-            return self._block_codec
+        return self._block_codec.get()
 
     def _decode_model(self) -> str | None:
         # The model configured for writes is offered for reads too (used if its hash matches).
@@ -420,7 +415,7 @@ class LLMZFileSystem(ChainedFileSystem):
         if stored is None:
             stored = self.fs.info(name)["size"]
         start = max(0, stored - FOOTER_SIZE)
-        size = frame_size_from_footer(self.fs.cat_file(name, start=start, end=stored))
+        size = parse_footer(self.fs.cat_file(name, start=start, end=stored))[2]
         if len(self._sizes) > 10_000:
             self._sizes.clear()
         self._sizes[name] = (key, size)
@@ -584,5 +579,5 @@ def open_compressed(fileobj, mode: str = "rb", **options):
 
 register_compression("llmz", open_compressed, "llmz", force=True)
 
-__all__ = ["SUFFIX", "LLMZFile", "LLMZFileSystem", "LLMZWriteFile", "frame_size_from_footer",
+__all__ = ["SUFFIX", "LLMZFile", "LLMZFileSystem", "LLMZWriteFile",
            "open_compressed"]

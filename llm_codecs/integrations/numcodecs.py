@@ -7,19 +7,15 @@ Registered through the ``numcodecs.codecs`` entry-point group, so
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any, ClassVar
 
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
 from ..api import compress, open_frame
-from ..codecs import BlockCodec, codec_class, make_codec
+from ..codecs import BlockCodec, LazyCodec, codec_class, make_codec
 from ..errors import CodecError, CorruptDataError
 from ..frame import check_block_size
-
-#: Guards the lazy construction of block codecs (a model-based codec must load once).
-_BUILD_LOCK = threading.Lock()
 
 
 class _FrameCodec(Codec):
@@ -34,7 +30,7 @@ class _FrameCodec(Codec):
 
     def __init__(self, block_size: int | None = None):
         self.block_size = check_block_size(codec_class(self._codec_name), block_size)
-        self._block_codec: BlockCodec | None = None
+        self._block_codec: LazyCodec | None = None
 
     def _codec_params(self) -> dict:
         return {}
@@ -45,10 +41,8 @@ class _FrameCodec(Codec):
 
     def _get_block_codec(self) -> BlockCodec:
         if self._block_codec is None:
-            with _BUILD_LOCK:
-                if self._block_codec is None:
-                    self._block_codec = make_codec(self._codec_name, **self._codec_params())
-        return self._block_codec
+            self._block_codec = LazyCodec(self._codec_name, self._codec_params())
+        return self._block_codec.get()
 
     def encode(self, buf, strings="auto"):
         """Compress ``buf`` (any buffer) into an LLMZ frame.
