@@ -150,9 +150,8 @@ def test_pickled_filesystem_keeps_codec_options(memroot):
 def test_bad_options_and_modes(memroot):
     with pytest.raises(llm_codecs.CodecError):
         fsspec.filesystem("llmz", target_protocol="memory", codec="nope", skip_instance_cache=True)
-    fs = fsspec.filesystem("llmz", target_protocol="memory", codec="lz77", level=99)
-    with pytest.raises(llm_codecs.CodecError):
-        fs.open(f"{memroot}/bad", "wb")
+    with pytest.raises(llm_codecs.CodecError, match="level"):  # when made, not at first write
+        fsspec.filesystem("llmz", target_protocol="memory", codec="lz77", level=99)
     good = fsspec.filesystem("llmz", target_protocol="memory")
     with pytest.raises(NotImplementedError):
         good.open(f"{memroot}/x", "ab")
@@ -312,3 +311,25 @@ def test_import_llm_codecs_alone_registers_the_compression(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(llm_codecs.CodecError, match="level"), fsspec.open(
+            f"llmz::file://{target}/a.txt", "wb", llmz={"codec": "lz77", "level": 99}) as f:
+        f.write(b"x")
+    fs = LLMZFileSystem(target_protocol="file", codec="lz77")
+    with pytest.raises(RuntimeError), fs.open(f"{target}/b.txt", "wb") as f:
+        f.write(b"hello")
+        raise RuntimeError("the with body fails")
+    # The header cannot be written (a model that cannot load, say): no temporary either.
+    from llm_codecs import frame as frame_module
+
+    def no_header(*args, **kwargs):
+        raise llm_codecs.ModelMismatchError("cannot load")
+
+    monkeypatch.setattr(frame_module.FrameHeader, "to_bytes", no_header)
+    with pytest.raises(llm_codecs.ModelMismatchError):
+        fs.open(f"{target}/c.txt", "wb")
+    assert sorted(p.name for p in target.iterdir()) == []

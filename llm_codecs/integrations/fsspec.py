@@ -225,6 +225,9 @@ class LLMZWriteFile(io.BufferedIOBase):
         self.mode = "wb"
         self.autocommit = autocommit
         self.stored_path = path + SUFFIX
+        # The codec first: a bad parameter fails before any temporary file exists.
+        codec = fs._get_block_codec()
+        self._committed = False
         target = fs.fs
         self._rename = isinstance(target, _RENAME_TARGETS)
         if self._rename:
@@ -242,9 +245,13 @@ class LLMZWriteFile(io.BufferedIOBase):
             if not self._transactional:  # pragma: no cover - depends on the target
                 self._file.close()
                 self._file = target._open(self.stored_path, mode="wb", autocommit=True)
-        self._writer = FrameWriter(self._file, fs._get_block_codec(), fs.block_size)
         self._finished = False
-        self._committed = False
+        try:
+            # Writes the header, which may load a model (and fail to).
+            self._writer = FrameWriter(self._file, codec, fs.block_size)
+        except BaseException:
+            self.discard()
+            raise
 
     def writable(self) -> bool:
         return True
@@ -372,6 +379,7 @@ class LLMZFileSystem(ChainedFileSystem):
         self.codec_params = params
         self.block_size = check_block_size(codec_class(self.codec), block_size)
         self._block_codec = LazyCodec(self.codec, params)
+        self._block_codec.get()  # bad parameters fail here; building the codec loads no model
         # stored path -> ((size, modified), original size): saves footer reads in listings.
         self._sizes: dict[str, tuple[tuple, int]] = {}
 
