@@ -6,8 +6,7 @@ Registered through the ``numcodecs.codecs`` entry-point group, so
 
 from __future__ import annotations
 
-import json
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
@@ -129,34 +128,54 @@ class LZ77(_FrameCodec):
 class LLM(_FrameCodec):
     """Model-based codec: a language model predicts each token, rANS writes the bits.
 
-    Generic over the codec's parameters: every keyword other than ``block_size`` (for example
-    ``model="default"``) is kept as public configuration and passed to the ``"llm"`` block codec
-    unchanged. Nothing is loaded when the codec is made: the model is built on first use.
+    The parameters are the ``"llm"`` block codec's
+    (:class:`~llm_codecs.codecs.llm.LanguageModelCodec` documents each); one left at None takes
+    its default and is left out of the configuration. They are validated when the codec is
+    made (a bad one raises :class:`CodecError` there); nothing is loaded until the first use.
 
     Parameters
     ----------
+    model : str, optional
+        ``"default"`` (the embedded model), a hub id or a local directory. Also offered when
+        decoding: used if it has the hash a frame names.
+    revision, lanes, context, step, numerics, scale_bits, cache, threads, device, dtype, \
+fallback, probe, local_files_only : optional
+        As :class:`~llm_codecs.codecs.llm.LanguageModelCodec`.
     block_size : int, optional
         Original bytes per block (the codec's default when omitted).
-    **params
-        JSON-serialisable parameters of the ``"llm"`` codec.
     """
 
     codec_id = "llm_codecs.llm"
     _codec_name = "llm"
 
-    def __init__(self, block_size: int | None = None, **params: Any):
+    def __init__(
+        self,
+        model: str | None = None,
+        revision: str | None = None,
+        lanes: int | None = None,
+        context: int | None = None,
+        step: str | None = None,
+        numerics: str | None = None,
+        scale_bits: int | None = None,
+        cache: bool | None = None,
+        threads: int | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        fallback: bool | None = None,
+        probe: bool | None = None,
+        local_files_only: bool | None = None,
+        block_size: int | None = None,
+    ):
         super().__init__(block_size)
-        for key, value in params.items():
-            if key.startswith("_") or key == "id":
-                raise CodecError(f"invalid parameter name {key!r} for codec {self.codec_id!r}")
-            try:
-                json.dumps(value)
-            except (TypeError, ValueError):
-                raise CodecError(
-                    f"parameter {key!r} of codec {self.codec_id!r} must be JSON-serialisable, "
-                    f"got {value!r}"
-                ) from None
-            setattr(self, key, value)
+        given = {
+            "model": model, "revision": revision, "lanes": lanes, "context": context,
+            "step": step, "numerics": numerics, "scale_bits": scale_bits, "cache": cache,
+            "threads": threads, "device": device, "dtype": dtype, "fallback": fallback,
+            "probe": probe, "local_files_only": local_files_only,
+        }
+        for key, value in given.items():
+            if value is not None:
+                setattr(self, key, value)
         # Validate now (a misspelt or bad parameter fails where the array is created, not at
         # its first write); building the block codec loads no model.
         try:
