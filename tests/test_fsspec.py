@@ -333,3 +333,29 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     with pytest.raises(llm_codecs.ModelMismatchError):
         fs.open(f"{target}/c.txt", "wb")
     assert sorted(p.name for p in target.iterdir()) == []
+
+
+def test_llmz_files_behave_like_files(memroot):
+    fs = LLMZFileSystem(target_protocol="memory", codec="lz77", block_size=BLOCK)
+    path = f"{memroot}/log.txt"
+    with fs.open(path, "wb") as f:
+        assert f.tell() == 0
+        f.write(LOG[:100_000])
+        assert f.tell() == 100_000  # while writing: original bytes so far
+    with pytest.raises(FileExistsError):
+        fs.open(path, "xb")
+    with fs.open(f"{memroot}/new.txt", "xb") as f:  # exclusive creation of a new file works
+        f.write(b"fresh")
+    assert fs.cat_file(f"{memroot}/new.txt") == b"fresh"
+    with fs.open(path, "rb") as f:
+        # readline across a block boundary: the line that straddles it comes back whole.
+        start, end = LOG.rfind(b"\n", 0, BLOCK) + 1, LOG.index(b"\n", BLOCK) + 1
+        assert start < BLOCK < end - 1  # this line straddles the first block boundary
+        f.seek(start)
+        assert f.readline() == LOG[start:end]
+        assert f.tell() == end
+        f.seek(2 * BLOCK - 5)
+        buf = bytearray(20)
+        assert f.readinto(buf) == 20 and bytes(buf) == LOG[2 * BLOCK - 5 : 2 * BLOCK + 15]
+        f.seek(99_990)
+        assert f.readinto(buf) == 10 and bytes(buf[:10]) == LOG[99_990:100_000]
