@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numba as nb
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,6 +13,14 @@ from hypothesis import strategies as st
 
 from llm_codecs import CorruptDataError
 from llm_codecs.coding import reference_rans
+from llm_codecs.coding.bits import (
+    bytes_to_words,
+    end_error,
+    flush_bits,
+    peek_bits,
+    put_bits,
+    words_to_bytes,
+)
 from llm_codecs.coding.cache_mix import TokenCacheMixer
 from llm_codecs.coding.quantize import cumulative, quantize
 from llm_codecs.coding.rans import (
@@ -276,3 +285,47 @@ def test_stable_order_matches_numpy_stable_argsort(keys):
     arr = np.asarray(keys, dtype=np.int64)
     expected = np.argsort(arr, kind="stable")
     assert np.array_equal(_stable_order(arr), expected)
+
+
+
+@nb.njit
+def _write_bits(ns, vs, words):
+    acc, nacc, wi = np.uint64(0), 0, 0
+    for k in range(ns.shape[0]):
+        acc, nacc, wi = put_bits(words, acc, nacc, wi, vs[k], ns[k])
+    return flush_bits(words, acc, nacc, wi)
+
+
+@settings(deadline=None)  # the first example compiles the kernels
+@given(st.lists(st.tuples(st.integers(0, 63), st.integers(0, (1 << 63) - 1)), max_size=60))
+def test_the_bit_writer_packs_lsb_first_and_the_reader_reads_any_position(fields):
+    fields = [(n, v & ((1 << n) - 1)) for n, v in fields]
+    total = sum(n for n, _ in fields)
+    words = np.zeros(total // 64 + 2, dtype=np.uint64)
+    ns = np.array([n for n, _ in fields], dtype=np.int64)
+    vs = np.array([v for _, v in fields], dtype=np.uint64)
+    assert _write_bits(ns, vs, words) == total
+    expected = 0
+    pos = 0
+    for n, v in fields:
+        expected |= v << pos
+        pos += n
+    data = words_to_bytes(words, (total + 7) // 8)
+    assert data == expected.to_bytes((total + 7) // 8, "little")
+    read = bytes_to_words(np.frombuffer(data, dtype=np.uint8))
+    pos = 0
+    for n, v in fields:
+        window = int(peek_bits(read, pos))
+        assert window == (expected >> pos) & ((1 << 64) - 1)
+        assert window & ((1 << n) - 1) == v
+        pos += n
+    nbits = 8 * len(data)
+    assert end_error(read, pos, nbits) == 0  # the writer pads with zero bits
+    if nbits:
+        assert end_error(read, nbits - 8, nbits) == 1  # a whole byte left over
+    assert end_error(read, nbits + 1, nbits) == 1  # read past the end
+    if pos < nbits:
+        flipped = bytearray(data)
+        flipped[-1] |= 0x80
+        assert end_error(bytes_to_words(np.frombuffer(bytes(flipped), dtype=np.uint8)), pos,
+                         nbits) == 2
