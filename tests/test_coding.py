@@ -329,3 +329,30 @@ def test_the_bit_writer_packs_lsb_first_and_the_reader_reads_any_position(fields
         flipped[-1] |= 0x80
         assert end_error(bytes_to_words(np.frombuffer(bytes(flipped), dtype=np.uint8)), pos,
                          nbits) == 2
+
+
+@pytest.mark.parametrize(("value", "encoded"), [
+    (0, b"\x00"), (1, b"\x01"), (127, b"\x7f"), (128, b"\x80\x01"), (300, b"\xac\x02"),
+    ((1 << 28) - 1, b"\xff\xff\xff\x7f"), ((1 << 35) - 1, b"\xff\xff\xff\xff\x7f"),
+])
+def test_varints_are_canonical_leb128_of_at_most_five_bytes(value, encoded):
+    from llm_codecs.coding.varint import get_varint, put_varint
+
+    out = bytearray(b"!")
+    put_varint(out, value)
+    assert bytes(out) == b"!" + encoded
+    assert get_varint(bytes(out) + b"tail", 1, "test") == (value, 1 + len(encoded))
+
+
+def test_varints_outside_the_format_are_refused():
+    from llm_codecs.coding.varint import MAX_VALUE, get_varint, put_varint
+
+    for bad, why in [(b"", "truncated"), (b"\x80", "truncated"), (b"\xff\xff", "truncated"),
+                     (b"\x80\x00", "non-canonical"), (b"\x81\x80\x00", "non-canonical"),
+                     (b"\xff\xff\xff\xff\x80\x00", "longer than 5 bytes"),
+                     (b"\x80\x80\x80\x80\x80\x01", "longer than 5 bytes")]:
+        with pytest.raises(CorruptDataError, match=f"^test: .*{why}"):
+            get_varint(bad, 0, "test")
+    for value in (-1, MAX_VALUE + 1):
+        with pytest.raises(ValueError, match="outside"):
+            put_varint(bytearray(), value)
