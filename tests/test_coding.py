@@ -356,3 +356,25 @@ def test_varints_outside_the_format_are_refused():
     for value in (-1, MAX_VALUE + 1):
         with pytest.raises(ValueError, match="outside"):
             put_varint(bytearray(), value)
+
+
+@pytest.mark.parametrize("bad", [23, 32, True, 28.0])
+def test_every_user_of_the_tables_accepts_the_same_scale_bits(bad):
+    from llm_codecs import CodecError
+    from llm_codecs.codecs.llm import LanguageModelCodec
+    from llm_codecs.coding.scale import MAX_SCALE_BITS, MIN_SCALE_BITS
+
+    def decode(s):
+        bits = s if s in (MIN_SCALE_BITS, MAX_SCALE_BITS) else 24  # a stream made right
+        stream = encode(np.array([0]), np.array([1 << (bits - 1)]), bits)
+        cum = np.array([[0, 1 << (bits - 1), 1 << bits]], dtype=np.int64)
+        RansDecoder(stream).decode_step(cum, np.ones(1, dtype=bool), s)
+
+    uses = [lambda s: quantize(torch.zeros(1, 4), s), lambda s: TokenCacheMixer(1, 4, s),
+            lambda s: encode(np.array([0]), np.array([1]), s), decode,
+            lambda s: LanguageModelCodec(scale_bits=s)]
+    for use in uses:
+        with pytest.raises(CodecError, match="scale_bits must be an integer between 24 and 31"):
+            use(bad)
+        for good in (MIN_SCALE_BITS, MAX_SCALE_BITS):
+            use(good)

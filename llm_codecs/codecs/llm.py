@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..coding.scale import check_scale_bits
 from ..coding.varint import get_varint, put_varint
 from ..errors import CodecError, CorruptDataError
 from .base import BlockCodec, check_int_param
@@ -217,7 +218,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         self.numerics = numerics
         #: Numerics of the frame being decoded, when the codec was bound to one (:meth:`bind`).
         self._frame_numerics: dict[str, Any] | None = None
-        self.scale_bits = check_int_param("scale_bits", scale_bits, 24, 31)
+        self.scale_bits = check_scale_bits(scale_bits)
         if not isinstance(cache, bool):
             raise CodecError(f"cache must be a bool, got {cache!r}")
         self.cache = cache

@@ -29,7 +29,8 @@ from ..growth import grown
 from . import _match_kernel as match
 from . import _quantize_kernel as kernel
 from . import _successor_kernel as successor
-from .quantize import _EXP2_COEFFS, _INV_LN2, _MIN_Y, MAX_SCALE_BITS, MIN_SCALE_BITS
+from .quantize import _EXP2_COEFFS, _INV_LN2, _MIN_Y
+from .scale import check_scale_bits
 
 __all__ = ["CACHE_SHARES_64THS", "MATCH_ORDERS", "SUCCESSOR_ORDERS", "SUCCESSOR_SHARES",
            "TokenCacheMixer"]
@@ -75,10 +76,7 @@ class TokenCacheMixer:
 
     def __init__(self, lanes: int, vocab: int, scale_bits: int, cache: bool = True,
                  steps: int = 0):
-        if not isinstance(scale_bits, int) or not MIN_SCALE_BITS <= scale_bits <= MAX_SCALE_BITS:
-            raise ValueError(f"scale_bits must be an int in [{MIN_SCALE_BITS}, "
-                             f"{MAX_SCALE_BITS}], got {scale_bits!r}")
-        M = 1 << scale_bits
+        M = 1 << check_scale_bits(scale_bits)
         if not 1 <= vocab <= M >> 4:
             raise ValueError(f"vocabulary size {vocab} does not fit scale_bits={scale_bits}")
         self.M, self.V = M, vocab
