@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_codecs import CorruptDataError
-from llm_codecs.coding import reference_rans
 from llm_codecs.coding.bits import (
     bytes_to_words,
     end_error,
@@ -31,6 +30,8 @@ from llm_codecs.coding.rans import (
     state_bytes,
     symbol_bounds,
 )
+
+from . import reference_rans
 
 torch = pytest.importorskip("torch")
 

@@ -50,7 +50,6 @@ __all__ = [
     "MAX_ALPHABET",
     "MAX_LEN",
     "SPLIT_MIN",
-    "code_lengths",
     "decode_symbols",
     "encode_symbols",
 ]
@@ -829,28 +828,3 @@ def decode_symbols(data, count: int, alphabet_size: int) -> np.ndarray:
         raise CorruptDataError(f"corrupt Huffman stream: {_ERRORS.get(err, 'unknown error')}")
     return out
 
-
-def code_lengths(symbols: np.ndarray, alphabet_size: int) -> np.ndarray:
-    """Return the length-limited code lengths :func:`encode_symbols` would use.
-
-    Parameters
-    ----------
-    symbols : numpy.ndarray
-        As for :func:`encode_symbols`.
-    alphabet_size : int
-        As for :func:`encode_symbols`.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``int64`` array of ``alphabet_size`` lengths, 0 for absent symbols (and for the lone
-        symbol of a single-symbol input, which costs no bits).
-    """
-    arr = _as_symbols(symbols, alphabet_size)
-    freq = _histogram(arr, int(alphabet_size))
-    if freq is None:
-        raise ValueError(f"symbols must be below alphabet_size={alphabet_size}")
-    out = np.zeros(alphabet_size, dtype=np.int64)
-    if np.count_nonzero(freq) >= 2:
-        out[:] = _choose_lengths(freq, MAX_LEN, FAST_LEN, LIMIT_GAIN)
-    return out

@@ -43,7 +43,6 @@ __all__ = [
     "DIST_ALPHABET",
     "LEN_CODES",
     "LITLEN_ALPHABET",
-    "MAX_DISTANCE",
     "MAX_MATCH",
     "MIN_MATCH",
     "parse",
@@ -59,8 +58,6 @@ LEN_CODES = 64
 LITLEN_ALPHABET = 256 + LEN_CODES
 #: Two repeat-distance symbols, then 52 distance codes.
 DIST_ALPHABET = 2 + 52
-#: Farthest distance the code can express.
-MAX_DISTANCE = 1 << 26
 #: Slack after the block in the decoder's buffer for 8-byte copies that overshoot a match.
 REBUILD_PAD = 8
 

@@ -15,7 +15,7 @@ and the whole block is encoded in one call at the end (:func:`encode`), so the c
 negligible part of the time next to the model.
 
 Byte layout of a stream (what :func:`encode` returns and :class:`RansDecoder` reads; the same as
-:mod:`.reference_rans`, the plain-Python oracle)::
+``tests/reference_rans.py``, the plain-Python oracle)::
 
     S bytes LE  final encoder state (the decoder's initial state), in [2**31, 2**63)
     u32 LE      words, in the order the decoder reads them (the reverse of the emission order)
