@@ -13,6 +13,7 @@ import pytest
 
 import llm_codecs
 from llm_codecs import CorruptDataError
+from llm_codecs.coding.varint import put_varint
 from llm_codecs.frame import FrameReader
 
 CORPUS = Path(os.environ.get("LLM_CODECS_CORPUS", Path(__file__).resolve().parents[1].parent
@@ -119,10 +120,7 @@ def forge_payload(frame: bytes, rng: random.Random) -> bytes:
 def varint(value: int) -> bytes:
     """Unsigned LEB128, as the LLM and LZ77 payloads write their counts."""
     out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
+    put_varint(out, value)
     return bytes(out)
 
 

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import math
 
+import numba as nb
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_codecs import CorruptDataError
-from llm_codecs.coding import reference_rans
+from llm_codecs.coding.bits import (
+    bytes_to_words,
+    end_error,
+    flush_bits,
+    peek_bits,
+    put_bits,
+    words_to_bytes,
+)
 from llm_codecs.coding.cache_mix import TokenCacheMixer
 from llm_codecs.coding.quantize import cumulative, quantize
 from llm_codecs.coding.rans import (
@@ -22,6 +30,8 @@ from llm_codecs.coding.rans import (
     state_bytes,
     symbol_bounds,
 )
+
+from . import reference_rans
 
 torch = pytest.importorskip("torch")
 
@@ -276,3 +286,96 @@ def test_stable_order_matches_numpy_stable_argsort(keys):
     arr = np.asarray(keys, dtype=np.int64)
     expected = np.argsort(arr, kind="stable")
     assert np.array_equal(_stable_order(arr), expected)
+
+
+
+@nb.njit
+def _write_bits(ns, vs, words):
+    acc, nacc, wi = np.uint64(0), 0, 0
+    for k in range(ns.shape[0]):
+        acc, nacc, wi = put_bits(words, acc, nacc, wi, vs[k], ns[k])
+    return flush_bits(words, acc, nacc, wi)
+
+
+@settings(deadline=None)  # the first example compiles the kernels
+@given(st.lists(st.tuples(st.integers(0, 63), st.integers(0, (1 << 63) - 1)), max_size=60))
+def test_the_bit_writer_packs_lsb_first_and_the_reader_reads_any_position(fields):
+    fields = [(n, v & ((1 << n) - 1)) for n, v in fields]
+    total = sum(n for n, _ in fields)
+    words = np.zeros(total // 64 + 2, dtype=np.uint64)
+    ns = np.array([n for n, _ in fields], dtype=np.int64)
+    vs = np.array([v for _, v in fields], dtype=np.uint64)
+    assert _write_bits(ns, vs, words) == total
+    expected = 0
+    pos = 0
+    for n, v in fields:
+        expected |= v << pos
+        pos += n
+    data = words_to_bytes(words, (total + 7) // 8)
+    assert data == expected.to_bytes((total + 7) // 8, "little")
+    read = bytes_to_words(np.frombuffer(data, dtype=np.uint8))
+    pos = 0
+    for n, v in fields:
+        window = int(peek_bits(read, pos))
+        assert window == (expected >> pos) & ((1 << 64) - 1)
+        assert window & ((1 << n) - 1) == v
+        pos += n
+    nbits = 8 * len(data)
+    assert end_error(read, pos, nbits) == 0  # the writer pads with zero bits
+    if nbits:
+        assert end_error(read, nbits - 8, nbits) == 1  # a whole byte left over
+    assert end_error(read, nbits + 1, nbits) == 1  # read past the end
+    if pos < nbits:
+        flipped = bytearray(data)
+        flipped[-1] |= 0x80
+        assert end_error(bytes_to_words(np.frombuffer(bytes(flipped), dtype=np.uint8)), pos,
+                         nbits) == 2
+
+
+@pytest.mark.parametrize(("value", "encoded"), [
+    (0, b"\x00"), (1, b"\x01"), (127, b"\x7f"), (128, b"\x80\x01"), (300, b"\xac\x02"),
+    ((1 << 28) - 1, b"\xff\xff\xff\x7f"), ((1 << 35) - 1, b"\xff\xff\xff\xff\x7f"),
+])
+def test_varints_are_canonical_leb128_of_at_most_five_bytes(value, encoded):
+    from llm_codecs.coding.varint import get_varint, put_varint
+
+    out = bytearray(b"!")
+    put_varint(out, value)
+    assert bytes(out) == b"!" + encoded
+    assert get_varint(bytes(out) + b"tail", 1, "test") == (value, 1 + len(encoded))
+
+
+def test_varints_outside_the_format_are_refused():
+    from llm_codecs.coding.varint import MAX_VALUE, get_varint, put_varint
+
+    for bad, why in [(b"", "truncated"), (b"\x80", "truncated"), (b"\xff\xff", "truncated"),
+                     (b"\x80\x00", "non-canonical"), (b"\x81\x80\x00", "non-canonical"),
+                     (b"\xff\xff\xff\xff\x80\x00", "longer than 5 bytes"),
+                     (b"\x80\x80\x80\x80\x80\x01", "longer than 5 bytes")]:
+        with pytest.raises(CorruptDataError, match=f"^test: .*{why}"):
+            get_varint(bad, 0, "test")
+    for value in (-1, MAX_VALUE + 1):
+        with pytest.raises(ValueError, match="outside"):
+            put_varint(bytearray(), value)
+
+
+@pytest.mark.parametrize("bad", [23, 32, True, 28.0])
+def test_every_user_of_the_tables_accepts_the_same_scale_bits(bad):
+    from llm_codecs import CodecError
+    from llm_codecs.codecs.llm import LanguageModelCodec
+    from llm_codecs.coding.scale import MAX_SCALE_BITS, MIN_SCALE_BITS
+
+    def decode(s):
+        bits = s if s in (MIN_SCALE_BITS, MAX_SCALE_BITS) else 24  # a stream made right
+        stream = encode(np.array([0]), np.array([1 << (bits - 1)]), bits)
+        cum = np.array([[0, 1 << (bits - 1), 1 << bits]], dtype=np.int64)
+        RansDecoder(stream).decode_step(cum, np.ones(1, dtype=bool), s)
+
+    uses = [lambda s: quantize(torch.zeros(1, 4), s), lambda s: TokenCacheMixer(1, 4, s),
+            lambda s: encode(np.array([0]), np.array([1]), s), decode,
+            lambda s: LanguageModelCodec(scale_bits=s)]
+    for use in uses:
+        with pytest.raises(CodecError, match="scale_bits must be an integer between 24 and 31"):
+            use(bad)
+        for good in (MIN_SCALE_BITS, MAX_SCALE_BITS):
+            use(good)

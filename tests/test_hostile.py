@@ -44,6 +44,16 @@ def test_llm_blocks_beyond_the_codec_limit_are_refused_when_the_frame_opens():
     assert FrameReader(ok).read() == b"x"
 
 
+
+@pytest.mark.parametrize(("head", "why"), [(b"\x83\x00", "non-canonical"),
+                                           (b"\x83\x80\x80\x80\x80\x00", "longer than 5")])
+def test_llm_token_counts_are_canonical_varints_like_lz77s(head, why):
+    # The llm decoder once took up to 9 bytes and non-canonical encodings; no writer made them.
+    from llm_codecs.codecs.llm import LanguageModelCodec
+
+    with pytest.raises(CorruptDataError, match=why):
+        LanguageModelCodec().decode_block(head + rans_stream(3, random.Random(0)), 3)
+
 _FORGED_LLM_FRAMES = textwrap.dedent("""
     import json, random, resource, sys, time
     sys.path.insert(0, {root!r})

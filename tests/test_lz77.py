@@ -17,18 +17,9 @@ from llm_codecs.codecs.lz77 import LZ77Codec
 from llm_codecs.coding import lz77 as lz
 from llm_codecs.coding.huffman import encode_symbols
 
-from .helpers import assert_roundtrip, read_head
+from .helpers import assert_roundtrip, read_head, varint
 
 LEVELS = range(1, 10)
-
-
-def varint(v: int) -> bytes:
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
 
 
 def payload(litlen, dist, extra=b"", nsym=None) -> bytes:

@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..coding.scale import check_scale_bits
+from ..coding.varint import get_varint, put_varint
 from ..errors import CodecError, CorruptDataError
 from .base import BlockCodec, check_int_param
 from .llm_fingerprint import PAYLOAD_LAYOUT, FingerprintPolicy, NumericsWarning
@@ -57,26 +59,6 @@ def available_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def _put_varint(out: bytearray, value: int) -> None:
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-
-
-def _get_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data) or shift > 56:
-            raise CorruptDataError("LLM payload: truncated or overlong varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
 
 
 def looks_binary(block: bytes) -> bool:
@@ -236,7 +218,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         self.numerics = numerics
         #: Numerics of the frame being decoded, when the codec was bound to one (:meth:`bind`).
         self._frame_numerics: dict[str, Any] | None = None
-        self.scale_bits = check_int_param("scale_bits", scale_bits, 24, 31)
+        self.scale_bits = check_scale_bits(scale_bits)
         if not isinstance(cache, bool):
             raise CodecError(f"cache must be a bool, got {cache!r}")
         self.cache = cache
@@ -493,7 +475,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
             return None
         stream, self.last_ideal_bits = side.stream(active, self.scale_bits)
         payload = bytearray()
-        _put_varint(payload, T)
+        put_varint(payload, T)
         return bytes(payload) + stream
 
     def _mixer(self, loaded, lanes: int, steps: int):
@@ -511,7 +493,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
             make ``size`` bytes.
         """
         payload = bytes(payload)
-        T, pos = _get_varint(payload, 0)
+        T, pos = get_varint(payload, 0, "LLM payload")
         # Every token is at least one byte: this bounds all the work a forged header can cause.
         if not 1 <= T <= size:
             raise CorruptDataError(f"LLM payload: {T} tokens cannot make {size} bytes")

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..coding import lz77 as _lz
 from ..coding.huffman import decode_symbols, encode_symbols
+from ..coding.varint import get_varint, put_varint
 from ..errors import CorruptDataError
 from .base import BlockCodec, check_int_param
 
@@ -37,29 +38,7 @@ _LEVELS: dict[int, dict[str, int]] = {
     }.items()
 }
 DEFAULT_LEVEL = 5
-
-
-def _put_varint(out: bytearray, v: int) -> None:
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-
-
-def _get_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """Read a canonical LEB128 integer of at most 5 bytes at ``pos``: (value, new pos)."""
-    v = 0
-    for k in range(5):
-        if pos >= len(buf):
-            raise CorruptDataError("LZ77 payload header is truncated")
-        b = buf[pos]
-        pos += 1
-        v |= (b & 0x7F) << (7 * k)
-        if not b & 0x80:
-            if b == 0 and k:
-                raise CorruptDataError("LZ77 payload header has a non-canonical integer")
-            return v, pos
-    raise CorruptDataError("LZ77 payload header integer is too long")
+_HEADER = "LZ77 payload header"
 
 
 class LZ77Codec(BlockCodec):
@@ -115,9 +94,9 @@ class LZ77Codec(BlockCodec):
         ll_stream = encode_symbols(litlen, _lz.LITLEN_ALPHABET)
         d_stream = encode_symbols(dist, _lz.DIST_ALPHABET)
         out = bytearray()
-        _put_varint(out, litlen.shape[0])
-        _put_varint(out, len(ll_stream))
-        _put_varint(out, len(d_stream))
+        put_varint(out, litlen.shape[0])
+        put_varint(out, len(ll_stream))
+        put_varint(out, len(d_stream))
         out += ll_stream
         out += d_stream
         out += extra
@@ -150,9 +129,9 @@ class LZ77Codec(BlockCodec):
             if buf:
                 raise CorruptDataError("LZ77 payload of an empty block must be empty")
             return b""
-        nsym, pos = _get_varint(buf, 0)
-        ll_len, pos = _get_varint(buf, pos)
-        d_len, pos = _get_varint(buf, pos)
+        nsym, pos = get_varint(buf, 0, _HEADER)
+        ll_len, pos = get_varint(buf, pos, _HEADER)
+        d_len, pos = get_varint(buf, pos, _HEADER)
         if not 1 <= nsym <= size:
             raise CorruptDataError(f"LZ77 token count {nsym} is impossible for {size} bytes")
         if ll_len + d_len > len(buf) - pos:

@@ -14,6 +14,8 @@ compiles without ``fastmath``), integer tables: encoder and decoder compute the 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
 
@@ -25,6 +27,48 @@ BUCKETS = 4
 CONFIDENCES = 4
 # Pseudo-tries at the current probability in every hit-rate estimate.
 _PRIOR_WEIGHT = 2.0
+
+
+class MatchState(NamedTuple):
+    """Everything the match models of one block keep, ``n`` orders (see
+    :class:`._successor_kernel.SuccessorState` for how numba passes it)."""
+
+    #: ``(n,)`` int64: the context length of each order.
+    orders: np.ndarray
+    #: ``(n, slots)`` uint64: the context hash each slot holds.
+    keys: np.ndarray
+    #: ``(n, slots)`` int32: the token that followed that context last time, -1 for none.
+    preds: np.ndarray
+    #: ``(n, slots)`` int8: how many times in a row it came true, at most CONFIDENCES - 1.
+    confs: np.ndarray
+    #: ``(n, CONFIDENCES, BUCKETS)`` int64: predictions that came true, per confidence and
+    #: probability bucket.
+    hits: np.ndarray
+    #: ``(n, CONFIDENCES, BUCKETS)`` int64: predictions made, likewise.
+    tries: np.ndarray
+    #: ``(n, lanes)`` int64: the prediction each lane's row used this step, -1 for none.
+    lane_pred: np.ndarray
+    #: ``(n, lanes)`` int64: its confidence.
+    lane_conf: np.ndarray
+    #: ``(n, lanes)`` int64: its probability bucket.
+    lane_bucket: np.ndarray
+
+
+def match_state(orders, lanes: int, slots: int) -> MatchState:
+    """Empty state for ``orders`` (a 1-D array) over ``lanes`` rows, ``slots`` hash slots per
+    order (a power of two)."""
+    n = orders.shape[0]
+    return MatchState(
+        orders,
+        np.zeros((n, slots), dtype=np.uint64),
+        np.full((n, slots), -1, dtype=np.int32),
+        np.zeros((n, slots), dtype=np.int8),
+        np.zeros((n, CONFIDENCES, BUCKETS), dtype=np.int64),
+        np.zeros((n, CONFIDENCES, BUCKETS), dtype=np.int64),
+        np.full((n, lanes), -1, dtype=np.int64),
+        np.zeros((n, lanes), dtype=np.int64),
+        np.zeros((n, lanes), dtype=np.int64),
+    )
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -39,25 +83,24 @@ def _bucket(q):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True)
-def adjust_rows(freqs, out, M, hist, t, orders, keys, preds, confs, hits, tries,
-                lane_pred, lane_conf, lane_bucket, succ):  # pragma: no cover - compiled
+def adjust_rows(freqs, out, M, hist, t, state, succ):  # pragma: no cover - compiled
     """Apply every order's prediction, then the successor mixtures, to ``freqs`` ``(lanes, V)``
     and write cumulative ``out``.
 
-    Records, per order and lane, the prediction used (``lane_pred``, -1 for none), its confidence
-    and bucket, for :func:`observe_matches`. ``succ`` is the successor models' state
-    (:mod:`._successor_kernel`): ``(orders, shares, costs, choice, keys, toks, cnts, totals,
-    lane_slot, lane_a, lane_g)``.
+    ``state`` is the match models' :class:`MatchState`, ``succ`` the successor models'
+    :class:`._successor_kernel.SuccessorState`. Records, per order and lane, the prediction
+    used (``lane_pred``, -1 for none), its confidence and bucket, for :func:`observe_matches`.
     """
-    (s_orders, s_shares, s_costs, s_choice, s_keys, s_toks, s_cnts, s_totals, s_slot, s_a,
-     s_g) = succ
+    orders, keys, preds, confs = state.orders, state.keys, state.preds, state.confs
+    hits, tries = state.hits, state.tries
+    lane_pred, lane_conf, lane_bucket = state.lane_pred, state.lane_conf, state.lane_bucket
     lanes, V = freqs.shape
     mask = np.uint64(keys.shape[1] - 1)
     n_orders = orders.shape[0]
-    room = n_orders + s_orders.shape[0] * s_toks.shape[2]
+    room = n_orders + succ.orders.shape[0] * succ.toks.shape[2]
     over_tok = np.empty(room, dtype=np.int64)
     over_val = np.empty(room, dtype=np.float64)
-    successors.choose_shares(s_costs, s_choice)
+    successors.choose_shares(succ.costs, succ.choice)
     inv_m = 1.0 / np.float64(M)
     for lane in range(lanes):
         scale = 1.0  # applied to every token no order predicted
@@ -98,9 +141,8 @@ def adjust_rows(freqs, out, M, hist, t, orders, keys, preds, confs, hits, tries,
                 over_tok[idx] = pred
                 n_over += 1
             over_val[idx] = target
-        scale, n_over = successors.mix_successors(
-            freqs, lane, M, hist, t, s_orders, s_shares, s_choice, s_keys, s_toks, s_cnts,
-            s_totals, s_slot, s_a, s_g, scale, over_tok, over_val, n_over)
+        scale, n_over = successors.mix_successors(freqs, lane, M, hist, t, succ, scale,
+                                                  over_tok, over_val, n_over)
         if n_over:
             row_scale = scale * np.float64(M - V)
             for j in range(V):
@@ -127,9 +169,12 @@ def adjust_rows(freqs, out, M, hist, t, orders, keys, preds, confs, hits, tries,
 
 
 @nb.njit(cache=True, nogil=True)
-def observe_matches(hist, t, symbols, active, orders, keys, preds, confs, hits, tries,
-                    lane_pred, lane_conf, lane_bucket):  # pragma: no cover - compiled
-    """Score the step's predictions, store ``symbols`` in ``hist`` and learn their contexts."""
+def observe_matches(hist, t, symbols, active, state):  # pragma: no cover - compiled
+    """Score the step's predictions, store ``symbols`` in ``hist`` and learn their contexts
+    (``state``, a :class:`MatchState`, is updated in place)."""
+    orders, keys, preds, confs = state.orders, state.keys, state.preds, state.confs
+    hits, tries = state.hits, state.tries
+    lane_pred, lane_conf, lane_bucket = state.lane_pred, state.lane_conf, state.lane_bucket
     lanes = symbols.shape[0]
     mask = np.uint64(keys.shape[1] - 1)
     for lane in range(lanes):

@@ -21,6 +21,8 @@ tables: encoder and decoder compute the same bits.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
 
@@ -35,6 +37,55 @@ BETA = 16.0
 _SALT = 32
 # Candidate probabilities are costed as ``log2(floor(q * 2**40) + 1) - 40``.
 _COST_BITS = 40
+
+
+class SuccessorState(NamedTuple):
+    """Everything the successor models of one block keep, ``m`` orders by ``S`` shares.
+
+    A tuple of arrays (numba passes it to the kernels as one argument and reads its fields by
+    name); the kernels update the arrays in place.
+    """
+
+    #: ``(m,)`` int64: the context length of each order.
+    orders: np.ndarray
+    #: ``(S,)`` float64: the shares tried (times the evidence weight).
+    shares: np.ndarray
+    #: ``(m, S)`` int64: per order, what each share would have cost so far, in 1/65536 bits.
+    costs: np.ndarray
+    #: ``(m,)`` int64: per order, the index of the share in use this step (the cheapest).
+    choice: np.ndarray
+    #: ``(m, slots)`` uint64: the context hash each slot holds.
+    keys: np.ndarray
+    #: ``(m, slots, ENTRIES)`` int32: the successor tokens of each slot's context.
+    toks: np.ndarray
+    #: ``(m, slots, ENTRIES)`` int32: how often each followed (0 = an empty entry).
+    cnts: np.ndarray
+    #: ``(m, slots)`` int64: the sum of each slot's counts.
+    totals: np.ndarray
+    #: ``(m, lanes)`` int64: the slot each lane's row used this step, -1 for none.
+    lane_slot: np.ndarray
+    #: ``(m, lanes)`` float64: the share applied to each lane's row this step.
+    lane_a: np.ndarray
+    #: ``(m, lanes)`` float64: the evidence weight ``n / (n + BETA)`` of that slot.
+    lane_g: np.ndarray
+
+
+def successor_state(orders, shares, lanes: int, slots: int) -> SuccessorState:
+    """Empty state for ``orders`` and ``shares`` (1-D arrays) over ``lanes`` rows: nothing seen,
+    every share's cost 0. ``slots`` hash slots per order, a power of two."""
+    m = orders.shape[0]
+    return SuccessorState(
+        orders, shares,
+        np.zeros((m, shares.shape[0]), dtype=np.int64),
+        np.zeros(m, dtype=np.int64),
+        np.zeros((m, slots), dtype=np.uint64),
+        np.zeros((m, slots, ENTRIES), dtype=np.int32),
+        np.zeros((m, slots, ENTRIES), dtype=np.int32),
+        np.zeros((m, slots), dtype=np.int64),
+        np.full((m, lanes), -1, dtype=np.int64),
+        np.zeros((m, lanes), dtype=np.float64),
+        np.zeros((m, lanes), dtype=np.float64),
+    )
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -56,13 +107,16 @@ def choose_shares(costs, choice):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def mix_successors(freqs, lane, M, hist, t, orders, shares, choice, keys, toks, cnts, totals,
-                   lane_slot, lane_a, lane_g, scale, over_tok, over_val,
+def mix_successors(freqs, lane, M, hist, t, state, scale, over_tok, over_val,
                    n_over):  # pragma: no cover - compiled
     """Apply every order's successor mixture to one lane's row, in the representation of
     :func:`._match_kernel.adjust_rows` (``scale`` for the tokens not listed, explicit
-    probabilities for the listed ones). Returns the new ``(scale, n_over)``; records what
-    :func:`observe_successors` needs."""
+    probabilities for the listed ones). Returns the new ``(scale, n_over)``; records in
+    ``state`` (a :class:`SuccessorState`) what :func:`observe_successors` needs. The shares
+    must have been chosen (:func:`choose_shares`) for this step."""
+    orders, shares, choice = state.orders, state.shares, state.choice
+    keys, toks, cnts, totals = state.keys, state.toks, state.cnts, state.totals
+    lane_slot, lane_a, lane_g = state.lane_slot, state.lane_a, state.lane_g
     mask = np.uint64(keys.shape[1] - 1)
     inv_m = 1.0 / np.float64(M)
     for s in range(orders.shape[0]):
@@ -106,15 +160,18 @@ def mix_successors(freqs, lane, M, hist, t, orders, shares, choice, keys, toks, 
 
 
 @nb.njit(cache=True, nogil=True)
-def observe_successors(hist, t, symbols, active, cum, M, orders, shares, costs, keys, toks,
-                       cnts, totals, lane_slot, lane_a, lane_g,
+def observe_successors(hist, t, symbols, active, cum, M, state,
                        log_table):  # pragma: no cover - compiled
-    """Charge every share the cost of the coded symbols, then count them as successors.
+    """Charge every share the cost of the coded symbols, then count them as successors
+    (``state``, a :class:`SuccessorState`, is updated in place).
 
     The probability a symbol had before each order's mixture is recovered from the coded
     table, last order first, by inverting ``p' = (1 - a) p + a e``. Costs use the counts the
     tables were made with: every lane is charged before any count changes.
     """
+    orders, shares, costs = state.orders, state.shares, state.costs
+    keys, toks, cnts, totals = state.keys, state.toks, state.cnts, state.totals
+    lane_slot, lane_a, lane_g = state.lane_slot, state.lane_a, state.lane_g
     lanes = symbols.shape[0]
     n_orders = orders.shape[0]
     inv_m = 1.0 / np.float64(M)

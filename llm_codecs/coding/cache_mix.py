@@ -29,7 +29,8 @@ from ..growth import grown
 from . import _match_kernel as match
 from . import _quantize_kernel as kernel
 from . import _successor_kernel as successor
-from .quantize import _EXP2_COEFFS, _INV_LN2, _MIN_Y, MAX_SCALE_BITS, MIN_SCALE_BITS
+from .quantize import _EXP2_COEFFS, _INV_LN2, _MIN_Y
+from .scale import check_scale_bits
 
 __all__ = ["CACHE_SHARES_64THS", "MATCH_ORDERS", "SUCCESSOR_ORDERS", "SUCCESSOR_SHARES",
            "TokenCacheMixer"]
@@ -75,10 +76,7 @@ class TokenCacheMixer:
 
     def __init__(self, lanes: int, vocab: int, scale_bits: int, cache: bool = True,
                  steps: int = 0):
-        if not isinstance(scale_bits, int) or not MIN_SCALE_BITS <= scale_bits <= MAX_SCALE_BITS:
-            raise ValueError(f"scale_bits must be an int in [{MIN_SCALE_BITS}, "
-                             f"{MAX_SCALE_BITS}], got {scale_bits!r}")
-        M = 1 << scale_bits
+        M = 1 << check_scale_bits(scale_bits)
         if not 1 <= vocab <= M >> 4:
             raise ValueError(f"vocabulary size {vocab} does not fit scale_bits={scale_bits}")
         self.M, self.V = M, vocab
@@ -93,36 +91,16 @@ class TokenCacheMixer:
         self._totals = np.empty(lanes, dtype=np.int64)
         self._freqs = np.empty((lanes, vocab), dtype=np.int64)
         self._t = 0
-        self._orders = np.array(MATCH_ORDERS if cache else (), dtype=np.int64)
-        n = len(self._orders)
         # Each lane's history grows with the steps coded (a decoder's step count comes from a
         # payload that has not proven it yet), up to ``steps``.
         self._steps = max(steps, 1)
         self._hist = np.zeros((lanes, 0), dtype=np.int64)
-        self._keys = np.zeros((n, _MATCH_SLOTS), dtype=np.uint64)
-        self._preds = np.full((n, _MATCH_SLOTS), -1, dtype=np.int32)
-        self._confs = np.zeros((n, _MATCH_SLOTS), dtype=np.int8)
-        self._hits = np.zeros((n, match.CONFIDENCES, match.BUCKETS), dtype=np.int64)
-        self._tries = np.zeros((n, match.CONFIDENCES, match.BUCKETS), dtype=np.int64)
-        self._lane_pred = np.full((n, lanes), -1, dtype=np.int64)
-        self._lane_conf = np.zeros((n, lanes), dtype=np.int64)
-        self._lane_bucket = np.zeros((n, lanes), dtype=np.int64)
+        self._match = match.match_state(
+            np.array(MATCH_ORDERS if cache else (), dtype=np.int64), lanes, _MATCH_SLOTS)
         s_orders = np.array(SUCCESSOR_ORDERS if cache else (), dtype=np.int64)
-        m = len(s_orders)
-        s_shares = np.array(SUCCESSOR_SHARES, dtype=np.float64)
-        slots = _SUCCESSOR_SLOTS if m else 1
-        self._succ = (
-            s_orders, s_shares,
-            np.zeros((m, len(s_shares)), dtype=np.int64),          # costs
-            np.zeros(m, dtype=np.int64),                             # chosen share
-            np.zeros((m, slots), dtype=np.uint64),                   # context keys
-            np.zeros((m, slots, successor.ENTRIES), dtype=np.int32),  # successor tokens
-            np.zeros((m, slots, successor.ENTRIES), dtype=np.int32),  # their counts
-            np.zeros((m, slots), dtype=np.int64),                    # context totals
-            np.full((m, lanes), -1, dtype=np.int64),                 # slot used per lane
-            np.zeros((m, lanes), dtype=np.float64),                  # share applied
-            np.zeros((m, lanes), dtype=np.float64),                  # evidence weight
-        )
+        self._succ = successor.successor_state(
+            s_orders, np.array(SUCCESSOR_SHARES, dtype=np.float64), lanes,
+            _SUCCESSOR_SLOTS if len(s_orders) else 1)
         self._last = None
 
     def tables(self, logits: torch.Tensor) -> np.ndarray:
@@ -141,9 +119,8 @@ class TokenCacheMixer:
         kernel.mixed_rows(x, self.M, self._freqs, self._weights, self._totals, self.counts,
                           self.seen, share, np.float32(_INV_LN2), np.float32(_MIN_Y), _COEFFS)
         out = np.empty((x.shape[0], self.V + 1), dtype=np.int64)
-        match.adjust_rows(self._freqs, out, self.M, self._hist, self._t, self._orders,
-                          self._keys, self._preds, self._confs, self._hits, self._tries,
-                          self._lane_pred, self._lane_conf, self._lane_bucket, self._succ)
+        match.adjust_rows(self._freqs, out, self.M, self._hist, self._t, self._match,
+                          self._succ)
         self._last = out
         return out
 
@@ -155,13 +132,8 @@ class TokenCacheMixer:
             raise ValueError("observe() must follow tables() for the same step")
         self.seen = kernel.observe(self._weights, self._totals, symbols, active, self.counts,
                                    self.seen, self.M, self.model_shares, self.costs, _LOG_TABLE)
-        (s_orders, s_shares, s_costs, _, s_keys, s_toks, s_cnts, s_totals, s_slot, s_a,
-         s_g) = self._succ
         successor.observe_successors(self._hist, self._t, symbols, active, self._last, self.M,
-                                     s_orders, s_shares, s_costs, s_keys, s_toks, s_cnts,
-                                     s_totals, s_slot, s_a, s_g, _LOG_TABLE)
-        match.observe_matches(self._hist, self._t, symbols, active, self._orders, self._keys,
-                              self._preds, self._confs, self._hits, self._tries,
-                              self._lane_pred, self._lane_conf, self._lane_bucket)
+                                     self._succ, _LOG_TABLE)
+        match.observe_matches(self._hist, self._t, symbols, active, self._match)
         self._t += 1
         self._last = None

@@ -32,19 +32,24 @@ table-driven decoding fast on out-of-order CPUs.
 
 from __future__ import annotations
 
-import sys
-
 import numba as nb
 import numpy as np
 
 from ..errors import CorruptDataError
+from .bits import (
+    bytes_to_words,
+    end_error,
+    flush_bits,
+    peek_bits,
+    put_bits,
+    words_to_bytes,
+)
 
 __all__ = [
     "CL_ORDER",
     "MAX_ALPHABET",
     "MAX_LEN",
     "SPLIT_MIN",
-    "code_lengths",
     "decode_symbols",
     "encode_symbols",
 ]
@@ -70,7 +75,6 @@ CL_ORDER = np.array([16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 
 
 _MODE_SINGLE = 1
 _MODE_HUFFMAN = 2
-_LITTLE = sys.byteorder == "little"
 
 # Error codes returned by the decoding kernel (numba cannot raise our exception classes).
 _ERRORS = {
@@ -217,21 +221,6 @@ def _canonical_codes(lengths, max_len):
 
 # --------------------------------------------------------------------------------------------
 # Encoder
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _put(words, acc, nacc, wi, value, nbits):
-    """Append ``nbits`` (< 64) bits of ``value`` to the writer state (acc, nacc, wi)."""
-    v = np.uint64(value)
-    acc |= v << np.uint64(nacc)
-    nacc += nbits
-    if nacc >= 64:
-        words[wi] = acc
-        wi += 1
-        nacc -= 64
-        # The bits of value that did not fit; nbits - nacc is in 1..nbits, never 64.
-        acc = v >> np.uint64(nbits - nacc) if nacc else np.uint64(0)
-    return acc, nacc, wi
 
 
 @nb.njit(cache=True, nogil=True)
@@ -404,25 +393,25 @@ def _encode_kernel(symbols, alphabet_size, max_len, fast_len, gain, cl_order, sp
     acc = np.uint64(0)
     nacc = 0
     wi = 0
-    acc, nacc, wi = _put(words, acc, nacc, wi, _MODE_HUFFMAN, 8)
-    acc, nacc, wi = _put(words, acc, nacc, wi, nsym - 1, 12)
-    acc, nacc, wi = _put(words, acc, nacc, wi, ncl - 4, 4)
+    acc, nacc, wi = put_bits(words, acc, nacc, wi, _MODE_HUFFMAN, 8)
+    acc, nacc, wi = put_bits(words, acc, nacc, wi, nsym - 1, 12)
+    acc, nacc, wi = put_bits(words, acc, nacc, wi, ncl - 4, 4)
     for k in range(ncl):
-        acc, nacc, wi = _put(words, acc, nacc, wi, cl_lengths[cl_order[k]], 3)
+        acc, nacc, wi = put_bits(words, acc, nacc, wi, cl_lengths[cl_order[k]], 3)
     for k in range(rle_syms.shape[0]):
         c = rle_syms[k]
-        acc, nacc, wi = _put(words, acc, nacc, wi, cl_codes[c], cl_lengths[c])
+        acc, nacc, wi = put_bits(words, acc, nacc, wi, cl_codes[c], cl_lengths[c])
         if c == 16:
-            acc, nacc, wi = _put(words, acc, nacc, wi, rle_extra[k], 2)
+            acc, nacc, wi = put_bits(words, acc, nacc, wi, rle_extra[k], 2)
         elif c == 17:
-            acc, nacc, wi = _put(words, acc, nacc, wi, rle_extra[k], 3)
+            acc, nacc, wi = put_bits(words, acc, nacc, wi, rle_extra[k], 3)
         elif c == 18:
-            acc, nacc, wi = _put(words, acc, nacc, wi, rle_extra[k], 7)
+            acc, nacc, wi = put_bits(words, acc, nacc, wi, rle_extra[k], 7)
     field_pos = wi * 64 + nacc
     if split:
         for _ in range(3):
             # Placeholder, patched once the segment lengths are known.
-            acc, nacc, wi = _put(words, acc, nacc, wi, 0, field)
+            acc, nacc, wi = put_bits(words, acc, nacc, wi, 0, field)
 
     # One entry per symbol: reversed code in the high bits, length in the low 4.
     entry = np.zeros(nsym, dtype=np.uint64)
@@ -450,18 +439,11 @@ def _encode_kernel(symbols, alphabet_size, max_len, fast_len, gain, cl_order, sp
             n += e2 & m15
             chunk |= (e3 >> m4) << n
             n += e3 & m15
-            nb_ = np.int64(n)
-            acc |= chunk << np.uint64(nacc)
-            nacc += nb_
-            if nacc >= 64:
-                words[wi] = acc
-                wi += 1
-                nacc -= 64
-                acc = chunk >> np.uint64(nb_ - nacc) if nacc else np.uint64(0)
+            acc, nacc, wi = put_bits(words, acc, nacc, wi, chunk, np.int64(n))
             i += 4
         while i < hi:
             e = entry[symbols[i]]
-            acc, nacc, wi = _put(words, acc, nacc, wi, e >> m4, np.int64(e & m15))
+            acc, nacc, wi = put_bits(words, acc, nacc, wi, e >> m4, np.int64(e & m15))
             i += 1
         end_bit = wi * 64 + nacc
         if split and g < 3:
@@ -473,9 +455,7 @@ def _encode_kernel(symbols, alphabet_size, max_len, fast_len, gain, cl_order, sp
                     q = p + b
                     words[q >> 6] |= np.uint64(1) << np.uint64(q & 63)
         seg_start_bit = end_bit
-    if nacc:
-        words[wi] = acc
-    total_bits = wi * 64 + nacc
+    total_bits = flush_bits(words, acc, nacc, wi)
     return words, (total_bits + 7) // 8, 0
 
 
@@ -520,20 +500,11 @@ def encode_symbols(symbols: np.ndarray, alphabet_size: int) -> bytes:
                                            LIMIT_GAIN, CL_ORDER, SPLIT_MIN)
     if status:
         raise ValueError(f"symbols must be below alphabet_size={alphabet_size}")
-    return words.astype("<u8", copy=False).view(np.uint8)[:nbytes].tobytes()
+    return words_to_bytes(words, nbytes)
 
 
 # --------------------------------------------------------------------------------------------
 # Decoder
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _peek(words, pos):
-    """The 64 bits of the stream starting at bit ``pos`` (words must extend past it)."""
-    w = pos >> 6
-    o = np.uint64(pos & 63)
-    # (hi << 1) << (63 - o) is hi << (64 - o) without the undefined shift by 64 when o == 0.
-    return (words[w] >> o) | ((words[w + 1] << np.uint64(1)) << (np.uint64(63) - o))
 
 
 @nb.njit(cache=True, nogil=True)
@@ -579,7 +550,7 @@ def _decode_run(words, pos, end, table, mask, out, lo, hi):
     i = lo
     # One 64-bit window holds four codes of <= 15 bits; one bounds test per window.
     while i + 4 <= hi:
-        win = _peek(words, pos)
+        win = peek_bits(words, pos)
         e0 = table[win & mask]
         win >>= np.uint64(e0 & 15)
         e1 = table[win & mask]
@@ -596,7 +567,7 @@ def _decode_run(words, pos, end, table, mask, out, lo, hi):
             return -1
         i += 4
     while i < hi:
-        e = table[_peek(words, pos) & mask]
+        e = table[peek_bits(words, pos) & mask]
         out[i] = e >> 4
         pos += np.int64(e & 15)
         if pos > end:
@@ -611,7 +582,7 @@ def _read_lengths(words, pos, nbits, alphabet_size, cl_order):
     none = np.zeros(0, dtype=np.int64)
     if pos + 16 > nbits:
         return none, pos, 1
-    win = _peek(words, pos)
+    win = peek_bits(words, pos)
     nsym = np.int64(win & np.uint64(4095)) + 1
     ncl = np.int64((win >> np.uint64(12)) & np.uint64(15)) + 4
     pos += 16
@@ -619,7 +590,7 @@ def _read_lengths(words, pos, nbits, alphabet_size, cl_order):
         return none, pos, 2
     cl_lengths = np.zeros(19, dtype=np.int64)
     for k in range(ncl):
-        cl_lengths[cl_order[k]] = np.int64(_peek(words, pos) & np.uint64(7))
+        cl_lengths[cl_order[k]] = np.int64(peek_bits(words, pos) & np.uint64(7))
         pos += 3
     if pos > nbits:
         return none, pos, 1
@@ -630,7 +601,7 @@ def _read_lengths(words, pos, nbits, alphabet_size, cl_order):
     lengths = np.zeros(nsym, dtype=np.int64)
     i = 0
     while i < nsym:
-        win = _peek(words, pos)
+        win = peek_bits(words, pos)
         e = cl_table[win & cl_mask]
         c = np.int64(e >> 4)
         ln = np.int64(e & 15)
@@ -670,7 +641,7 @@ def _decode_kernel(words, nbits, out, alphabet_size, max_len, cl_order, split_mi
     """Decode a Huffman-mode stream (mode byte included) into ``out``; return an error code.
 
     ``words`` holds the stream little-endian with at least two zero words past its end, so that
-    every ``_peek`` at a position <= ``nbits`` + 64 stays inside the array.
+    every ``peek_bits`` at a position <= ``nbits`` + 64 stays inside the array.
     """
     count = out.shape[0]
     lengths, pos, err = _read_lengths(words, 8, nbits, alphabet_size, cl_order)
@@ -690,9 +661,9 @@ def _decode_kernel(words, nbits, out, alphabet_size, max_len, cl_order, split_mi
             v >>= 1
         # Fields may be up to 30 bits: three need not fit one 64-bit window.
         fmask = np.uint64((1 << field) - 1)
-        s0 = np.int64(_peek(words, pos) & fmask)
-        s1 = np.int64(_peek(words, pos + field) & fmask)
-        s2 = np.int64(_peek(words, pos + 2 * field) & fmask)
+        s0 = np.int64(peek_bits(words, pos) & fmask)
+        s1 = np.int64(peek_bits(words, pos + field) & fmask)
+        s2 = np.int64(peek_bits(words, pos + 2 * field) & fmask)
         pos += 3 * field
         # Each segment ends where the next begins; all must lie inside the stream.
         e0 = pos + s0
@@ -709,10 +680,10 @@ def _decode_kernel(words, nbits, out, alphabet_size, max_len, cl_order, split_mi
         last = count - 3 * seg  # symbols of the shortest (last) segment
         j = 0
         while j + 4 <= last:
-            w0 = _peek(words, p0)
-            w1 = _peek(words, p1)
-            w2 = _peek(words, p2)
-            w3 = _peek(words, p3)
+            w0 = peek_bits(words, p0)
+            w1 = peek_bits(words, p1)
+            w2 = peek_bits(words, p2)
+            w3 = peek_bits(words, p3)
             a0 = table[w0 & mask]
             b0 = table[w1 & mask]
             c0 = table[w2 & mask]
@@ -782,11 +753,8 @@ def _decode_kernel(words, nbits, out, alphabet_size, max_len, cl_order, split_mi
         if pos < 0:
             return 7
     # Only the zero padding of the last byte may follow the last code.
-    if (pos + 7) // 8 != nbits // 8:
-        return 8
-    if pos < nbits and (_peek(words, pos) & np.uint64((1 << (nbits - pos)) - 1)) != 0:
-        return 9
-    return 0
+    end = end_error(words, pos, nbits)
+    return 0 if end == 0 else 8 if end == 1 else 9
 
 
 def _as_bytes(data) -> np.ndarray:
@@ -853,38 +821,10 @@ def decode_symbols(data, count: int, alphabet_size: int) -> np.ndarray:
     # Every code is at least one bit: refuse before allocating for an absurd count.
     if count > 8 * n:
         raise CorruptDataError("Huffman stream too short for the symbol count")
-    words = np.zeros(n // 8 + 3, dtype="<u8")
-    words.view(np.uint8)[:n] = buf
-    if not _LITTLE:
-        words = words.astype(np.uint64)
+    words = bytes_to_words(buf)
     out = np.empty(count, dtype=dtype)
     err = _decode_kernel(words, 8 * n, out, alphabet_size, MAX_LEN, CL_ORDER, SPLIT_MIN)
     if err:
         raise CorruptDataError(f"corrupt Huffman stream: {_ERRORS.get(err, 'unknown error')}")
     return out
 
-
-def code_lengths(symbols: np.ndarray, alphabet_size: int) -> np.ndarray:
-    """Return the length-limited code lengths :func:`encode_symbols` would use.
-
-    Parameters
-    ----------
-    symbols : numpy.ndarray
-        As for :func:`encode_symbols`.
-    alphabet_size : int
-        As for :func:`encode_symbols`.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``int64`` array of ``alphabet_size`` lengths, 0 for absent symbols (and for the lone
-        symbol of a single-symbol input, which costs no bits).
-    """
-    arr = _as_symbols(symbols, alphabet_size)
-    freq = _histogram(arr, int(alphabet_size))
-    if freq is None:
-        raise ValueError(f"symbols must be below alphabet_size={alphabet_size}")
-    out = np.zeros(alphabet_size, dtype=np.int64)
-    if np.count_nonzero(freq) >= 2:
-        out[:] = _choose_lengths(freq, MAX_LEN, FAST_LEN, LIMIT_GAIN)
-    return out

@@ -37,11 +37,12 @@ import numba as nb
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 
+from .bits import bytes_to_words, end_error, flush_bits, peek_bits, put_bits, words_to_bytes
+
 __all__ = [
     "DIST_ALPHABET",
     "LEN_CODES",
     "LITLEN_ALPHABET",
-    "MAX_DISTANCE",
     "MAX_MATCH",
     "MIN_MATCH",
     "parse",
@@ -57,8 +58,6 @@ LEN_CODES = 64
 LITLEN_ALPHABET = 256 + LEN_CODES
 #: Two repeat-distance symbols, then 52 distance codes.
 DIST_ALPHABET = 2 + 52
-#: Farthest distance the code can express.
-MAX_DISTANCE = 1 << 26
 #: Slack after the block in the decoder's buffer for 8-byte copies that overshoot a match.
 REBUILD_PAD = 8
 
@@ -210,22 +209,6 @@ def _find(data, i, n, head, prev, shift, window, chain, nice, good, rep0, rep1, 
 
 
 @nb.njit(cache=True, nogil=True)
-def _put(words, acc, nacc, wi, value, nbits):
-    """Append ``nbits`` (< 64) bits of ``value`` to the writer state (acc, nacc, wi)."""
-    if nbits == 0:
-        return acc, nacc, wi
-    v = np.uint64(value)
-    acc |= v << np.uint64(nacc)
-    nacc += nbits
-    if nacc >= 64:
-        words[wi] = acc
-        wi += 1
-        nacc -= 64
-        acc = v >> np.uint64(nbits - nacc) if nacc else np.uint64(0)
-    return acc, nacc, wi
-
-
-@nb.njit(cache=True, nogil=True)
 def _parse_kernel(block, window, chain, nice, good, lazy_depth, max_lazy, lazy_margin,
                   max_insert, hash_bits, min_score):
     n = block.shape[0]
@@ -287,7 +270,7 @@ def _parse_kernel(block, window, chain, nice, good, lazy_depth, max_lazy, lazy_m
         else:
             k = _bitlen(v) - 1
             litlen[nl] = 256 + 16 + 4 * (k - 4) + ((v >> (k - 2)) & 3)
-            acc, nacc, wi = _put(words, acc, nacc, wi, v & ((1 << (k - 2)) - 1), k - 2)
+            acc, nacc, wi = put_bits(words, acc, nacc, wi, v & ((1 << (k - 2)) - 1), k - 2)
         nl += 1
         if kind == 0:
             dist[nd] = 0
@@ -302,16 +285,14 @@ def _parse_kernel(block, window, chain, nice, good, lazy_depth, max_lazy, lazy_m
             else:
                 k = _bitlen(u) - 1
                 dist[nd] = 2 + 2 * k + ((u >> (k - 1)) & 1)
-                acc, nacc, wi = _put(words, acc, nacc, wi, u & ((1 << (k - 1)) - 1), k - 1)
+                acc, nacc, wi = put_bits(words, acc, nacc, wi, u & ((1 << (k - 1)) - 1), k - 1)
             rep1 = rep0
             rep0 = d
         nd += 1
         if ln > max_insert:
             ins = max(ins, i + ln)
         i += ln
-    if nacc:
-        words[wi] = acc
-    nbits = wi * 64 + nacc
+    nbits = flush_bits(words, acc, nacc, wi)
     return litlen[:nl], dist[:nd], words, (nbits + 7) // 8
 
 
@@ -353,20 +334,12 @@ def parse(data: np.ndarray, *, window: int, chain: int, nice: int, good: int, la
     litlen, dist, words, nbytes = _parse_kernel(data, window, chain, nice, good, lazy_depth,
                                                 max_lazy, lazy_margin, max_insert, hash_bits,
                                                 min_score)
-    extra = words.astype("<u8", copy=False).view(np.uint8)[:nbytes].tobytes()
+    extra = words_to_bytes(words, nbytes)
     return litlen, dist, extra
 
 
 # --------------------------------------------------------------------------------------------
 # Decoder
-
-
-@nb.njit(cache=True, nogil=True)
-def _peek(words, pos):
-    """The 64 bits of the stream starting at bit ``pos`` (words must extend past it)."""
-    w = pos >> 6
-    o = np.uint64(pos & 63)
-    return (words[w] >> o) | ((words[w + 1] << np.uint64(1)) << (np.uint64(63) - o))
 
 
 @nb.njit(cache=True, nogil=True)
@@ -413,7 +386,7 @@ def _rebuild_kernel(litlen, dist, words, nbits, out, len_base, len_extra, dist_b
         eb = len_extra[c]
         ln = len_base[c]
         if eb:
-            ln += np.int64(_peek(words, pos) & np.uint64((1 << eb) - 1))
+            ln += np.int64(peek_bits(words, pos) & np.uint64((1 << eb) - 1))
             pos += eb
         if di >= nd:
             return 6
@@ -431,7 +404,7 @@ def _rebuild_kernel(litlen, dist, words, nbits, out, len_base, len_extra, dist_b
             eb = dist_extra[ds]
             d = dist_base[ds]
             if eb:
-                d += np.int64(_peek(words, pos) & np.uint64((1 << eb) - 1))
+                d += np.int64(peek_bits(words, pos) & np.uint64((1 << eb) - 1))
                 pos += eb
             rep1 = rep0
             rep0 = d
@@ -455,11 +428,7 @@ def _rebuild_kernel(litlen, dist, words, nbits, out, len_base, len_extra, dist_b
         return 5
     if di != nd:
         return 6
-    if (pos + 7) // 8 != (nbits + 7) // 8 or nbits - pos >= 8:
-        return 4
-    if pos < nbits and (_peek(words, pos) & np.uint64((1 << (nbits - pos)) - 1)) != 0:
-        return 4
-    return 0
+    return 4 if end_error(words, pos, nbits) else 0
 
 
 def rebuild(litlen: np.ndarray, dist: np.ndarray, extra, size: int) -> tuple[np.ndarray, int]:
@@ -483,11 +452,8 @@ def rebuild(litlen: np.ndarray, dist: np.ndarray, extra, size: int) -> tuple[np.
         :data:`ERRORS`.
     """
     buf = np.frombuffer(extra, dtype=np.uint8)
-    nb_ = buf.shape[0]
-    words = np.zeros(nb_ // 8 + 3, dtype="<u8")
-    words.view(np.uint8)[:nb_] = buf
-    words = words.astype(np.uint64, copy=False)
+    words = bytes_to_words(buf)
     out = np.empty(size + REBUILD_PAD, dtype=np.uint8)
-    err = _rebuild_kernel(litlen, dist, words, 8 * nb_, out, LEN_BASE, LEN_EXTRA, DIST_BASE,
-                          DIST_EXTRA)
+    err = _rebuild_kernel(litlen, dist, words, 8 * buf.shape[0], out, LEN_BASE, LEN_EXTRA,
+                          DIST_BASE, DIST_EXTRA)
     return out[:size], err

@@ -40,10 +40,10 @@ import math
 import numpy as np
 import torch
 
+from .scale import MAX_SCALE_BITS, MIN_SCALE_BITS, check_scale_bits
+
 __all__ = ["MAX_SCALE_BITS", "MIN_SCALE_BITS", "cumulative", "quantize"]
 
-MIN_SCALE_BITS = 24
-MAX_SCALE_BITS = 31
 
 # 2**32 * (M - V) < 2**63 for every M <= 2**31, so the int64 products of step 6 cannot overflow.
 _WEIGHT_BITS = 32
@@ -107,9 +107,7 @@ def quantize(logits: torch.Tensor, scale_bits: int = 28) -> torch.Tensor:
         vocabulary is empty or larger than ``2**(scale_bits - 4)`` (every symbol takes one count
         off the model's mass; beyond 1/16 of it the table would code poorly).
     """
-    if not isinstance(scale_bits, int) or not MIN_SCALE_BITS <= scale_bits <= MAX_SCALE_BITS:
-        raise ValueError(f"scale_bits must be an int in [{MIN_SCALE_BITS}, {MAX_SCALE_BITS}], "
-                         f"got {scale_bits!r}")
+    check_scale_bits(scale_bits)
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         raise ValueError("logits must be a floating-point torch.Tensor")
     if logits.dim() == 1:

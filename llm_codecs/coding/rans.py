@@ -15,7 +15,7 @@ and the whole block is encoded in one call at the end (:func:`encode`), so the c
 negligible part of the time next to the model.
 
 Byte layout of a stream (what :func:`encode` returns and :class:`RansDecoder` reads; the same as
-:mod:`.reference_rans`, the plain-Python oracle)::
+``tests/reference_rans.py``, the plain-Python oracle)::
 
     S bytes LE  final encoder state (the decoder's initial state), in [2**31, 2**63)
     u32 LE      words, in the order the decoder reads them (the reverse of the emission order)
@@ -47,6 +47,7 @@ import numba as nb
 import numpy as np
 
 from ..errors import CorruptDataError
+from .scale import check_scale_bits
 
 __all__ = [
     "RANS_L",
@@ -63,11 +64,6 @@ RANS_L = 1 << 31
 
 _L = np.int64(RANS_L)
 _WORD_MASK = np.int64((1 << 32) - 1)
-
-
-def _check_scale_bits(scale_bits: int) -> None:
-    if not isinstance(scale_bits, int) or not 1 <= scale_bits <= 31:
-        raise ValueError(f"scale_bits must be an int in [1, 31], got {scale_bits!r}")
 
 
 def symbol_bounds(cum_freqs: np.ndarray, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +117,7 @@ def encode(starts: np.ndarray, freqs: np.ndarray, scale_bits: int) -> bytes:
         int64 ``(n,)``: each symbol's cumulative start and frequency in a table summing to
         ``2**scale_bits``, with ``freq >= 1`` and ``start + freq <= 2**scale_bits``.
     scale_bits : int
-        Table precision, ``1 <= scale_bits <= 31``.
+        Table precision, 24 .. 31 (:mod:`.scale`).
 
     Returns
     -------
@@ -134,7 +130,7 @@ def encode(starts: np.ndarray, freqs: np.ndarray, scale_bits: int) -> bytes:
         ``scale_bits`` out of range, arrays of different lengths, or an interval outside the
         table.
     """
-    _check_scale_bits(scale_bits)
+    check_scale_bits(scale_bits)
     starts = np.ascontiguousarray(starts, dtype=np.int64)
     freqs = np.ascontiguousarray(freqs, dtype=np.int64)
     if starts.shape != freqs.shape or starts.ndim != 1:
@@ -286,7 +282,7 @@ class RansDecoder:
         CorruptDataError
             A symbol needs a word past the stream's end (no stream :func:`encode` wrote does).
         """
-        _check_scale_bits(scale_bits)
+        check_scale_bits(scale_bits)
         cum_freqs = np.ascontiguousarray(cum_freqs, dtype=np.int64)
         active = np.ascontiguousarray(active, dtype=np.bool_)
         if cum_freqs.ndim != 2 or cum_freqs.shape[1] < 2 or active.shape != cum_freqs.shape[:1]:
