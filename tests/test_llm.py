@@ -193,7 +193,7 @@ def test_damaged_llm_payloads_raise_corrupt_data_error(tiny_models, family):
     data = read_head("canterbury/alice29.txt", 250) * 2
     frame = roundtrip(data, tiny_models[family], block_size=250, lanes=2, context=16)
 
-    @settings(max_examples=40, deadline=timedelta(seconds=20), derandomize=True,
+    @settings(max_examples=24, deadline=timedelta(seconds=20), derandomize=True,
               suppress_health_check=[HealthCheck.too_slow])
     @given(seed=st.integers(0, 2**32 - 1))
     def check(seed):
