@@ -124,27 +124,26 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
-def forge_frame(header, blocks) -> bytes:
-    """A frame with ``header`` (a :class:`~llm_codecs.frame.FrameHeader`) and ``blocks``, every
-    checksum right, as an attacker would build it: it reaches the decoders, not just the CRCs.
+def forge_frame(header, blocks, size: int | None = None) -> bytes:
+    """A frame with ``header`` (a :class:`~llm_codecs.frame.FrameHeader`, or its bytes) and
+    ``blocks``, every checksum right, as an attacker would build it: it reaches the decoders,
+    not just the CRCs.
 
-    ``blocks`` holds ``(method, payload, size)`` or ``(method, payload, size, data_crc)``.
+    ``blocks`` holds ``(method, payload, size)`` or ``(method, payload, size, data_crc)``;
+    ``size`` is the footer's original size (the blocks' total by default).
     """
-    import struct
-    import zlib
-
     from llm_codecs.frame import FOOTER_MAGIC
 
-    out = bytearray(header.to_bytes())
+    out = bytearray(header if isinstance(header, bytes) else header.to_bytes())
     index = bytearray()
-    for method, payload, size, *crc in blocks:
-        index += struct.pack("<QIIBII", len(out), len(payload), size, method,
+    for method, payload, original, *crc in blocks:
+        index += struct.pack("<QIIBII", len(out), len(payload), original, method,
                              zlib.crc32(payload), crc[0] if crc else 0)
         out += payload
     index_offset = len(out)
     out += index
-    fields = struct.pack("<QQQI", index_offset, len(blocks), sum(b[2] for b in blocks),
-                         zlib.crc32(bytes(index)))
+    total = sum(b[2] for b in blocks) if size is None else size
+    fields = struct.pack("<QQQI", index_offset, len(blocks), total, zlib.crc32(bytes(index)))
     return bytes(out + fields + struct.pack("<I", zlib.crc32(fields)) + FOOTER_MAGIC)
 
 
@@ -165,18 +164,6 @@ def rewrite_header(frame: bytes, version: int, edit) -> bytes:
     edit(fields)
     body = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
     head = b"LLMZ" + bytes([version, 0]) + struct.pack("<I", len(body)) + body
-    old_end = 10 + struct.unpack_from("<I", frame, 6)[0] + 4
-    shift = len(head) + 4 - old_end
-    rest = bytearray(frame[old_end:])
-    # Move the index's payload offsets and the footer's index offset by the header's change.
-    n = struct.unpack_from("<Q", frame, len(frame) - 28)[0]
-    index_at = len(rest) - 36 - 25 * n
-    for i in range(n):
-        at = index_at + 25 * i
-        struct.pack_into("<Q", rest, at, struct.unpack_from("<Q", rest, at)[0] + shift)
-    index = bytes(rest[index_at : index_at + 25 * n])
-    footer = len(rest) - 36
-    struct.pack_into("<Q", rest, footer, struct.unpack_from("<Q", rest, footer)[0] + shift)
-    struct.pack_into("<I", rest, footer + 24, zlib.crc32(index))
-    struct.pack_into("<I", rest, footer + 28, zlib.crc32(bytes(rest[footer : footer + 28])))
-    return head + struct.pack("<I", zlib.crc32(head)) + bytes(rest)
+    blocks = [(e.method, frame[e.offset : e.offset + e.compressed_size], e.size, e.data_crc)
+              for e in reader.blocks]
+    return forge_frame(head + struct.pack("<I", zlib.crc32(head)), blocks, reader.size)
