@@ -40,7 +40,7 @@ from .codecs import (
     make_codec,
 )
 from .errors import CodecError
-from .frame import FOOTER_SIZE, FrameReader, check_block_size, parse_footer
+from .frame import FrameReader, check_block_size, frame_original_size
 
 PROG = "llm-codecs"
 SUFFIX = ".llmz"
@@ -490,19 +490,20 @@ def cmd_compress(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
 
 
 def _original_size(f: BinaryIO) -> int | None:
-    """Original size from a frame's footer, for the progress bar's total; None if unsure.
+    """Original size a frame records, for the progress bar's total; None if unsure.
 
-    From the footer alone (:func:`~llm_codecs.frame.parse_footer`, CRC checked): opening the
-    whole frame is left to the decoder, which reports any damage.
+    From the frame's head or footer alone (:func:`~llm_codecs.frame.frame_original_size`, CRC
+    checked): opening the whole frame is left to the decoder, which reports any damage.
     """
+
+    def read_at(offset: int, n: int) -> bytes:
+        f.seek(offset)
+        return f.read(n)
+
     try:
-        end = f.seek(0, os.SEEK_END)
-        if end < FOOTER_SIZE:
-            return None
-        f.seek(end - FOOTER_SIZE)
-        footer = f.read(FOOTER_SIZE)
+        size = frame_original_size(read_at, f.seek(0, os.SEEK_END))
         f.seek(0)
-        return parse_footer(footer)[2]
+        return size
     except (OSError, ValueError):
         return None
 
@@ -635,7 +636,7 @@ def _describe_frame(name: str, reader: FrameReader, verbose: bool) -> list[str]:
         f"  codec:          {h.codec}",
         f"  params:         {json.dumps(h.params, sort_keys=True)}",
         f"  block size:     {h.block_size:,} bytes ({_human(h.block_size)})",
-        f"  format version: {h.version}",
+        f"  format version: {reader.version}",
         f"  fingerprint:    {fingerprint}",
         f"  original size:  {reader.size:,} bytes",
         f"  frame size:     {reader.frame_size:,} bytes",

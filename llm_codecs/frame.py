@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from .codecs import METHOD_STORED, BlockCodec, codec_class, make_codec
+from .coding.varint import MAX_BYTES as VARINT_MAX_BYTES
+from .coding.varint import get_varint, put_varint
 from .errors import CodecError, CorruptDataError, ModelMismatchError, NumericsMismatchError
 from .strings import StringLayout
 
@@ -30,12 +32,21 @@ FORMAT_VERSION = 1
 #: header's ``layout`` (:mod:`llm_codecs.strings`). A reader that predates it refuses such a
 #: frame instead of returning the text view as if it were the data.
 FORMAT_VERSION_STRINGS = 2
+#: Version of compact frames: at most one block, described in the header itself, with no block
+#: index and no footer (a one-block classic frame costs 26-28 bytes instead of 81). Written for
+#: every input of at most one block; the JSON may carry a ``layout`` as in version 2.
+FORMAT_VERSION_COMPACT = 3
 #: Every version this build reads.
-READABLE_VERSIONS = (FORMAT_VERSION, FORMAT_VERSION_STRINGS)
+READABLE_VERSIONS = (FORMAT_VERSION, FORMAT_VERSION_STRINGS, FORMAT_VERSION_COMPACT)
 
-#: magic, version, flags, length of the JSON header that follows.
+#: magic, version, flags: how every frame starts.
+_PREFIX = struct.Struct("<4sBB")
+#: magic, version, flags, length of the JSON header that follows (versions 1 and 2).
 _PREAMBLE = struct.Struct("<4sBBI")
 _CRC = struct.Struct("<I")
+#: A compact frame's block description after its method and sizes: CRC-32 of the original
+#: bytes, CRC-32 of the payload (then the head's own CRC-32).
+_COMPACT_CRCS = struct.Struct("<II")
 #: offset, compressed length, original length, method, payload CRC-32, data CRC-32.
 _INDEX_ENTRY = struct.Struct("<QIIBII")
 #: index offset, block count, original size, index CRC-32, footer CRC-32, footer magic.
@@ -105,11 +116,16 @@ HEADER_DICTIONARY_3 = HEADER_DICTIONARY_2 + b"".join(
         b'{"itemsize":100,"kind":"fixed-bytes","separator":10}',
     )
 )
+#: Header flag of compact frames only, beside the JSON's encoding: the frame holds a chunk of
+#: strings (its JSON has a ``layout``), so the chunk's size follows the block's.
+FLAG_COMPACT_STRINGS = 0x10
 _DICTIONARIES = {FLAG_DICTIONARY: HEADER_DICTIONARY, FLAG_DICTIONARY_2: HEADER_DICTIONARY_2,
                  FLAG_DICTIONARY_3: HEADER_DICTIONARY_3}
 #: Largest block size any frame may declare (and so the most one block decode allocates).
 MAX_BLOCK_SIZE = 64 << 20
-MIN_FRAME_SIZE = _PREAMBLE.size + 2 + _CRC.size + FOOTER_SIZE
+#: The shortest frame there can be: a compact one with a one-byte JSON length, one byte of
+#: (deflated) JSON, the method, a one-byte size and the CRCs.
+MIN_FRAME_SIZE = _PREFIX.size + 1 + 1 + 1 + 1 + _COMPACT_CRCS.size + _CRC.size
 
 
 def _deflate_header(body: bytes, flag: int) -> bytes:
@@ -190,11 +206,12 @@ class FrameHeader:
 
     @property
     def version(self) -> int:
-        """The format version this header is written with: the lowest that can express it."""
+        """The version of a frame with a block index written with this header: the lowest
+        that can express it (a compact frame is version 3 whatever its header)."""
         return FORMAT_VERSION if self.layout is None else FORMAT_VERSION_STRINGS
 
-    def to_bytes(self) -> bytes:
-        """Serialise the header (preamble, JSON, CRC-32)."""
+    def _json(self) -> tuple[int, bytes]:
+        """The header's JSON as stored: ``(flags, bytes)``, deflated when that is shorter."""
         fields = {
             "codec": self.codec,
             "params": self.params,
@@ -207,45 +224,55 @@ class FrameHeader:
         if len(body) > MAX_HEADER_JSON:
             raise CodecError(f"frame header too large ({len(body)} bytes)")
         flag = FLAG_DICTIONARY_2 if self.layout is None else FLAG_DICTIONARY_3
-        flags, deflated = 0, _deflate_header(body, flag)
-        if len(deflated) < len(body):
-            flags, body = flag, deflated
+        deflated = _deflate_header(body, flag)
+        return (flag, deflated) if len(deflated) < len(body) else (0, body)
+
+    def to_bytes(self) -> bytes:
+        """Serialise the header of a frame with a block index (preamble, JSON, CRC-32)."""
+        flags, body = self._json()
         head = _PREAMBLE.pack(MAGIC, self.version, flags, len(body)) + body
         return head + _CRC.pack(_crc(head))
 
+    def to_compact_bytes(self, entry: CompactEntry) -> bytes:
+        """Serialise the head of a compact frame (version 3): all that precedes its payload."""
+        flags, body = self._json()
+        if self.layout is not None:
+            flags |= FLAG_COMPACT_STRINGS
+        head = bytearray(_PREFIX.pack(MAGIC, FORMAT_VERSION_COMPACT, flags))
+        put_varint(head, len(body))
+        head += body
+        head.append(entry.method)
+        put_varint(head, entry.size)
+        if self.layout is not None:
+            put_varint(head, entry.original_size)
+        head += _COMPACT_CRCS.pack(entry.data_crc, entry.payload_crc)
+        return bytes(head + _CRC.pack(_crc(head)))
+
     @classmethod
     def parse(cls, read_at, total: int) -> tuple[FrameHeader, int]:
-        """Parse the header through ``read_at(offset, n)``; return it and its length."""
-        preamble = read_at(0, _PREAMBLE.size)
-        if len(preamble) < _PREAMBLE.size:
-            raise CorruptDataError("truncated frame: no room for a header")
-        magic, version, flags, json_len = _PREAMBLE.unpack(preamble)
-        if magic != MAGIC:
-            raise CorruptDataError("not an LLMZ frame (bad magic)")
-        if version not in READABLE_VERSIONS:
-            raise CorruptDataError(
-                f"unsupported LLMZ format version {version} (this build reads versions "
-                f"{', '.join(map(str, READABLE_VERSIONS))}; a newer llm_codecs may read it)"
-            )
-        if flags not in (0, FLAG_DEFLATED, *_DICTIONARIES):
-            raise CorruptDataError(f"unknown header flags {flags:#x}")
-        end = _PREAMBLE.size + json_len + _CRC.size
-        if json_len > MAX_HEADER_JSON or end + FOOTER_SIZE > total:
-            raise CorruptDataError(f"declared header length {json_len} does not fit the frame")
-        rest = read_at(_PREAMBLE.size, json_len + _CRC.size)
-        if len(rest) != json_len + _CRC.size:
-            raise CorruptDataError("truncated frame header")
-        body, (stored_crc,) = rest[:json_len], _CRC.unpack(rest[json_len:])
-        if _crc(preamble + body) != stored_crc:
-            raise CorruptDataError("frame header checksum mismatch")
+        """Parse the header through ``read_at(offset, n)``; return it and its length (for a
+        compact frame, the length of everything before the payload)."""
+        head = parse_head(read_at, total)
+        return head.header, head.end
+
+    @classmethod
+    def _from_json(cls, body: bytes, flags: int, version: int) -> FrameHeader:
+        """The header a (possibly deflated) JSON document describes, its fields checked."""
         if flags:
             body = _inflate_header(body, flags)
         try:
             fields = _strict_json(body)
-            if ("layout" in fields) != (version == FORMAT_VERSION_STRINGS):
+            if not isinstance(fields, dict):
+                raise CorruptDataError("malformed frame header: the JSON is not an object")
+            if "layout" in fields and version == FORMAT_VERSION:
                 raise CorruptDataError(
-                    f"malformed frame header: a string layout goes with version "
-                    f"{FORMAT_VERSION_STRINGS} exactly"
+                    f"malformed frame header: a string layout needs format version "
+                    f"{FORMAT_VERSION_STRINGS} or {FORMAT_VERSION_COMPACT}"
+                )
+            if "layout" not in fields and version == FORMAT_VERSION_STRINGS:
+                raise CorruptDataError(
+                    f"malformed frame header: a version {FORMAT_VERSION_STRINGS} frame needs a "
+                    f"string layout"
                 )
             header = cls(
                 codec=fields["codec"],
@@ -269,7 +296,123 @@ class FrameHeader:
             or not 1 <= header.block_size <= MAX_BLOCK_SIZE
         ):
             raise CorruptDataError("malformed frame header fields")
-        return header, end
+        return header
+
+
+@dataclass(frozen=True)
+class CompactEntry:
+    """The one block of a compact frame, as its head describes it.
+
+    Attributes
+    ----------
+    method : int
+        How the payload is coded (0 when there is no block).
+    size : int
+        Original bytes of the block (0: the frame holds no block).
+    original_size : int
+        The frame's original size: ``size``, or the chunk's size for a frame of strings.
+    data_crc, payload_crc : int
+        CRC-32 of the block's original bytes and of its payload.
+    """
+
+    method: int
+    size: int
+    original_size: int
+    data_crc: int
+    payload_crc: int
+
+
+@dataclass(frozen=True)
+class FrameHead:
+    """What a frame's first bytes say: its version, header and, for a compact frame, its
+    block. ``end`` is where the first payload starts."""
+
+    version: int
+    header: FrameHeader
+    end: int
+    compact: CompactEntry | None = None
+
+
+#: Bytes read at once for a frame's head: a typical compact head (about 30 bytes) in one read.
+_HEAD_GUESS = 64
+
+
+def parse_head(read_at, total: int) -> FrameHead:
+    """Parse and verify a frame's head through ``read_at(offset, n)`` (``total``: the frame's
+    length): the header, and for a compact frame the description of its block.
+
+    Raises
+    ------
+    CorruptDataError
+        The bytes are not the head of an LLMZ frame this build reads.
+    """
+    first = read_at(0, min(total, _HEAD_GUESS))
+    if len(first) < _PREFIX.size:
+        raise CorruptDataError("truncated frame: no room for a header")
+    magic, version, flags = _PREFIX.unpack(first[: _PREFIX.size])
+    if magic != MAGIC:
+        raise CorruptDataError("not an LLMZ frame (bad magic)")
+    if version not in READABLE_VERSIONS:
+        raise CorruptDataError(
+            f"unsupported LLMZ format version {version} (this build reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; a newer llm_codecs may read it)"
+        )
+    strings = version == FORMAT_VERSION_COMPACT and bool(flags & FLAG_COMPACT_STRINGS)
+    encoding = flags & ~FLAG_COMPACT_STRINGS if strings else flags
+    if encoding not in (0, FLAG_DEFLATED, *_DICTIONARIES):
+        raise CorruptDataError(f"unknown header flags {flags:#x}")
+    if version == FORMAT_VERSION_COMPACT:
+        return _parse_compact_head(read_at, total, first, encoding, strings)
+    if len(first) < _PREAMBLE.size:
+        raise CorruptDataError("truncated frame: no room for a header")
+    json_len = _PREAMBLE.unpack(first[: _PREAMBLE.size])[3]
+    end = _PREAMBLE.size + json_len + _CRC.size
+    if json_len > MAX_HEADER_JSON or end + FOOTER_SIZE > total:
+        raise CorruptDataError(f"declared header length {json_len} does not fit the frame")
+    raw = _read_head(read_at, first, end)
+    if _crc(raw[: end - _CRC.size]) != _CRC.unpack(raw[end - _CRC.size : end])[0]:
+        raise CorruptDataError("frame header checksum mismatch")
+    body = raw[_PREAMBLE.size : end - _CRC.size]
+    return FrameHead(version, FrameHeader._from_json(body, flags, version), end)
+
+
+def _read_head(read_at, first: bytes, end: int) -> bytes:
+    """The frame's first ``end`` bytes (already checked to lie within the frame)."""
+    raw = first if end <= len(first) else read_at(0, end)
+    if len(raw) < end:
+        raise CorruptDataError("truncated frame header")
+    return raw
+
+
+def _parse_compact_head(read_at, total: int, first: bytes, encoding: int,
+                        strings: bool) -> FrameHead:
+    what = "compact frame header"
+    json_len, pos = get_varint(first, _PREFIX.size, what)
+    sizes = 2 if strings else 1
+    # Method, then at least one byte per size, then the CRCs: the least the head can take.
+    shortest = pos + json_len + 1 + sizes + _COMPACT_CRCS.size + _CRC.size
+    if json_len > MAX_HEADER_JSON or shortest > total:
+        raise CorruptDataError(f"declared header length {json_len} does not fit the frame")
+    longest = min(total, shortest + sizes * (VARINT_MAX_BYTES - 1))
+    raw = _read_head(read_at, first, longest)
+    body = raw[pos : pos + json_len]
+    pos += json_len
+    method = raw[pos]
+    size, pos = get_varint(raw, pos + 1, what)
+    original = size
+    if strings:
+        original, pos = get_varint(raw, pos, what)
+    end = pos + _COMPACT_CRCS.size + _CRC.size
+    if end > len(raw):
+        raise CorruptDataError("truncated frame header")
+    data_crc, payload_crc = _COMPACT_CRCS.unpack(raw[pos : pos + _COMPACT_CRCS.size])
+    if _crc(raw[: end - _CRC.size]) != _CRC.unpack(raw[end - _CRC.size : end])[0]:
+        raise CorruptDataError("frame header checksum mismatch")
+    header = FrameHeader._from_json(body, encoding, FORMAT_VERSION_COMPACT)
+    if (header.layout is not None) != strings:
+        raise CorruptDataError("malformed frame header: the layout does not match its flag")
+    entry = CompactEntry(method, size, original, data_crc, payload_crc)
+    return FrameHead(FORMAT_VERSION_COMPACT, header, end, entry)
 
 
 @dataclass(frozen=True)
@@ -316,11 +459,29 @@ def parse_footer(footer: bytes) -> tuple[int, int, int, int]:
     return index_offset, count, size, index_crc
 
 
+def frame_original_size(read_at, total: int) -> int:
+    """The original size a frame of ``total`` bytes records, read through ``read_at(offset,
+    n)`` from its head (a compact frame) or its footer, each checked by its CRC-32; the rest of
+    the frame is not read.
+
+    Raises
+    ------
+    CorruptDataError
+        Not an LLMZ frame this build reads, or its head or footer is damaged.
+    """
+    head = parse_head(read_at, total)
+    if head.compact is not None:
+        return head.compact.original_size
+    return parse_footer(read_at(total - FOOTER_SIZE, FOOTER_SIZE))[2]
+
+
 class FrameWriter:
     """Write an LLMZ frame to a binary stream, one block at a time.
 
     Memory use is bounded by a few blocks whatever the total size, and the stream is only ever
-    appended to (the index and footer go at the end), so ``fileobj`` need not be seekable.
+    appended to (the index and footer go at the end), so ``fileobj`` need not be seekable. Input
+    of at most one block becomes a compact frame (format version 3: no index, no footer), so
+    nothing is written before more than one block has arrived or the writer is closed.
 
     Parameters
     ----------
@@ -364,10 +525,13 @@ class FrameWriter:
         self._size = 0
         self.closed = False
         self._original_size = original_size
-        header = FrameHeader(
+        self._header = FrameHeader(
             codec.name, codec.params(), self.block_size, codec.fingerprint(), layout
         )
-        self._emit(header.to_bytes())
+        # Written before the first payload, once the frame is known to need a block index; a
+        # frame of at most one block is written compact at close (version 3). Serialised now
+        # so that a header too large fails before any data is taken.
+        self._header_bytes: bytes | None = self._header.to_bytes()
 
     def _emit(self, data: bytes) -> None:
         self._out.write(data)
@@ -380,18 +544,30 @@ class FrameWriter:
         view = memoryview(data).cast("B")
         self._pending += view
         chunk = self.block_size * self._batch_blocks
-        if len(self._pending) >= chunk:
+        # Nothing is coded while all the input still fits one block: it may become a compact frame.
+        if len(self._pending) >= chunk and self._size + len(self._pending) > self.block_size:
             whole = len(self._pending) - len(self._pending) % self.block_size
             self._encode(self._pending[:whole])
             del self._pending[:whole]
         return len(view)
 
+    def _coded(self, blocks: list[bytes]) -> list[tuple[int, bytes]]:
+        """``(method, payload)`` of each block: stored where coding does not make it smaller."""
+        return [
+            (METHOD_STORED, block) if method == METHOD_STORED or len(payload) >= len(block)
+            else (method, payload)
+            for block, (method, payload) in zip(
+                blocks, self._codec.encode_blocks(blocks), strict=True
+            )
+        ]
+
     def _encode(self, data: bytearray) -> None:
+        if self._header_bytes is not None:
+            self._emit(self._header_bytes)
+            self._header_bytes = None
         bs = self.block_size
         blocks = [bytes(data[i : i + bs]) for i in range(0, len(data), bs)]
-        for block, (method, payload) in zip(blocks, self._codec.encode_blocks(blocks), strict=True):
-            if method == METHOD_STORED or len(payload) >= len(block):
-                method, payload = METHOD_STORED, block
+        for block, (method, payload) in zip(blocks, self._coded(blocks), strict=True):
             entry = BlockEntry(
                 self._position, len(payload), len(block), method, _crc(payload), _crc(block)
             )
@@ -402,6 +578,9 @@ class FrameWriter:
     def close(self) -> None:
         """Encode what is buffered, then write the block index and footer."""
         if self.closed:
+            return
+        if self._header_bytes is not None and len(self._pending) <= self.block_size:
+            self._close_compact()
             return
         if self._pending:
             self._encode(self._pending)
@@ -418,6 +597,19 @@ class FrameWriter:
         fields = (index_offset, len(self._index), size, _crc(index))
         partial = struct.pack("<QQQI", *fields)
         self._emit(_FOOTER.pack(*fields, _crc(partial), FOOTER_MAGIC))
+        self.closed = True
+
+    def _close_compact(self) -> None:
+        """Write the whole frame as a compact one: its head, then its one payload (if any)."""
+        block = bytes(self._pending)
+        self._pending = bytearray()
+        method, payload = self._coded([block])[0] if block else (METHOD_STORED, b"")
+        size = len(block) if self._original_size is None else self._original_size
+        entry = CompactEntry(method, len(block), size, _crc(block), _crc(payload))
+        self._emit(self._header.to_compact_bytes(entry))
+        self._emit(payload)
+        self._header_bytes = None
+        self._size = len(block)
         self.closed = True
 
     def __enter__(self) -> FrameWriter:
@@ -465,11 +657,17 @@ class FrameReader:
         self.frame_size = total
         if total < MIN_FRAME_SIZE:
             raise CorruptDataError(f"truncated frame: {total} bytes is too short for LLMZ")
-        self.header, header_end = FrameHeader.parse(self._read_at, total)
+        head = parse_head(self._read_at, total)
+        #: The frame's format version (1, 2 for strings, 3 for a compact frame).
+        self.version = head.version
+        self.header = head.header
         self._check_block_size(codec)
         #: How the blocks' text becomes the original bytes, for a frame of strings.
         self.layout = self.header.layout
-        self.blocks, self.size = self._read_index(header_end, total)
+        if head.compact is None:
+            self.blocks, self.size = self._read_index(head.end, total)
+        else:
+            self.blocks, self.size = self._compact_block(head.compact, head.end, total)
         #: Bytes the blocks hold: :attr:`size` unless the frame has a string layout.
         self.stored_size = sum(e.size for e in self.blocks)
         self._restored: bytes | None = None
@@ -573,6 +771,23 @@ class FrameReader:
         if position != index_offset or (covered != size and self.layout is None):
             raise CorruptDataError("block index does not cover the frame")
         return entries, size
+
+    def _compact_block(self, entry: CompactEntry, end: int, total: int
+                       ) -> tuple[list[BlockEntry], int]:
+        """The block list of a compact frame: its payload is all that follows the head."""
+        block = BlockEntry(end, total - end, entry.size, entry.method, entry.payload_crc,
+                           entry.data_crc)
+        if entry.size == 0:
+            if (block.compressed_size or entry.method != METHOD_STORED or entry.data_crc
+                    or entry.payload_crc):
+                raise CorruptDataError("compact frame: an empty frame with a payload")
+            return [], entry.original_size if self.layout is not None else 0
+        if (
+            entry.size > self.header.block_size
+            or (entry.method == METHOD_STORED and block.compressed_size != entry.size)
+        ):
+            raise CorruptDataError("compact frame: the block does not match the frame")
+        return [block], entry.original_size
 
     def read_block(self, i: int) -> bytes:
         """Return the original bytes of block ``i``, verified against its checksums.

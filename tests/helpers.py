@@ -79,26 +79,9 @@ def assert_rejects_or_exact(frame: bytes, original: bytes) -> None:
     assert out == original, "damaged frame decoded to wrong bytes without an error"
 
 
-def forge_payload(frame: bytes, rng: random.Random) -> bytes:
-    """Damage one block's payload and fix its payload CRC, as a careful attacker would.
-
-    The frame's checksum of the payload no longer protects the decoder, so this reaches the
-    codec's own validation; only the checksum of the decoded data stands behind it.
-    """
-    import struct
-    import zlib
-
-    from llm_codecs.frame import FOOTER_SIZE, INDEX_ENTRY_SIZE
-
-    buf = bytearray(frame)
-    index_offset, count, size, _, _, magic = struct.unpack("<QQQII4s", buf[-FOOTER_SIZE:])
-    coded = [i for i in range(count)
-             if buf[index_offset + i * INDEX_ENTRY_SIZE + 16] != 0]  # method byte: not stored
-    if not coded:
-        return bytes(buf)
-    at = index_offset + rng.choice(coded) * INDEX_ENTRY_SIZE
-    offset, clen, olen, method, _, dcrc = struct.unpack("<QIIBII", buf[at : at + INDEX_ENTRY_SIZE])
-    payload = bytearray(buf[offset : offset + clen])
+def _damage(payload: bytes, rng: random.Random) -> bytes:
+    """``payload`` with 1-3 random edits: a bit flipped, a byte replaced, or the tail replaced."""
+    payload = bytearray(payload)
     for _ in range(rng.randint(1, 3)):
         kind = rng.randrange(3)
         i = rng.randrange(len(payload))
@@ -108,6 +91,37 @@ def forge_payload(frame: bytes, rng: random.Random) -> bytes:
             payload[i] = rng.randrange(256)
         else:
             payload[i:] = rng.randbytes(len(payload) - i)
+    return bytes(payload)
+
+
+def forge_payload(frame: bytes, rng: random.Random) -> bytes:
+    """Damage one block's payload and fix its payload CRC, as a careful attacker would.
+
+    The frame's checksum of the payload no longer protects the decoder, so this reaches the
+    codec's own validation; only the checksum of the decoded data stands behind it.
+    """
+    import dataclasses
+    import struct
+    import zlib
+
+    from llm_codecs.frame import FOOTER_SIZE, FORMAT_VERSION_COMPACT, INDEX_ENTRY_SIZE, parse_head
+
+    if frame[4] == FORMAT_VERSION_COMPACT:
+        head = parse_head(lambda offset, n: frame[offset : offset + n], len(frame))
+        if head.compact.method == 0:
+            return frame
+        payload = _damage(frame[head.end :], rng)
+        entry = dataclasses.replace(head.compact, payload_crc=zlib.crc32(payload))
+        return head.header.to_compact_bytes(entry) + payload
+    buf = bytearray(frame)
+    index_offset, count, size, _, _, magic = struct.unpack("<QQQII4s", buf[-FOOTER_SIZE:])
+    coded = [i for i in range(count)
+             if buf[index_offset + i * INDEX_ENTRY_SIZE + 16] != 0]  # method byte: not stored
+    if not coded:
+        return bytes(buf)
+    at = index_offset + rng.choice(coded) * INDEX_ENTRY_SIZE
+    offset, clen, olen, method, _, dcrc = struct.unpack("<QIIBII", buf[at : at + INDEX_ENTRY_SIZE])
+    payload = _damage(buf[offset : offset + clen], rng)
     buf[offset : offset + clen] = payload
     buf[at : at + INDEX_ENTRY_SIZE] = struct.pack("<QIIBII", offset, clen, olen, method,
                                                   zlib.crc32(payload), dcrc)

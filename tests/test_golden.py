@@ -27,6 +27,10 @@ def test_every_kind_of_golden_frame_is_there():
     layouts = {FrameReader((GOLDEN / n).read_bytes()).layout.kind for n in FRAMES
                if n.startswith("strings-")}
     assert layouts == {"fixed-bytes", "fixed-utf32le", "vlen"}
+    compact = [FrameReader((GOLDEN / n).read_bytes()) for n in FRAMES if "-compact" in n]
+    assert {r.version for r in compact} == {3}
+    assert {b.method for r in compact for b in r.blocks} == {0, 1, 2, 3}
+    assert any(not r.blocks for r in compact) and any(r.layout for r in compact)
 
 
 @pytest.mark.parametrize("name", [n for n in FRAMES if not n.startswith("legacy-native")])

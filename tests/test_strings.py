@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 import llm_codecs
 from llm_codecs import CodecError, CorruptDataError
 from llm_codecs.codecs.lz77 import LZ77Codec
-from llm_codecs.frame import FORMAT_VERSION, FORMAT_VERSION_STRINGS, FrameReader
+from llm_codecs.frame import (
+    FORMAT_VERSION,
+    FORMAT_VERSION_COMPACT,
+    FORMAT_VERSION_STRINGS,
+    FrameReader,
+)
 from llm_codecs.strings import StringLayout, strings_hint, text_view
 
 from .helpers import read_head, rewrite_header
@@ -150,9 +155,16 @@ def test_frame_of_strings_is_version_2_and_reads_back_in_ranges():
     assert llm_codecs.decompress(frame) == data
     assert llm_codecs.decompress(frame, offset=1000, size=333) == data[1000:1333]
     # A chunk that is not strings stays a version 1 frame, byte for byte what it was.
-    plain = llm_codecs.compress(b"no strings here", TextLZ77())
+    plain = llm_codecs.compress(b"no strings here. " * 100, TextLZ77(), block_size=512)
     assert plain[4] == FORMAT_VERSION
-    assert plain == llm_codecs.compress(b"no strings here", "lz77")
+    assert plain == llm_codecs.compress(b"no strings here. " * 100, "lz77", block_size=512)
+    # One block of strings is a compact frame (version 3) with the layout, and restores exactly.
+    small = chunk[:4]
+    compact = llm_codecs.compress(small, TextLZ77(), block_size=512)
+    assert compact[4] == FORMAT_VERSION_COMPACT and FrameReader(compact).layout is not None
+    assert FrameReader(compact).size == small.nbytes
+    assert llm_codecs.decompress(compact) == small.tobytes()
+    assert FrameReader(llm_codecs.compress(b"no strings", TextLZ77())).layout is None
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@
         f.read(100)  # range-reads and decodes only the block(s) holding these bytes
 
 In the wrapped filesystem a file ``NAME`` is stored as ``NAME.llmz`` (one LLMZ frame); ``ls``,
-``info``, ``find`` and ``glob`` show it as ``NAME`` with its original size, read from the frame
-footer alone. Files without the suffix pass through untouched, for reading and listing.
+``info``, ``find`` and ``glob`` show it as ``NAME`` with its original size, read from the frame's
+head or footer alone. Files without the suffix pass through untouched, for reading and listing.
 
 The filesystem is registered through the ``fsspec.specs`` entry-point group, so ``llmz::`` URLs
 work without importing llm_codecs. Importing this module also registers the fsspec compression
@@ -44,9 +44,11 @@ from ..frame import (
     FrameReader,
     FrameWriter,
     check_block_size,
-    parse_footer,
+    frame_original_size,
 )
 
+#: Bytes fetched from the start of a stored frame for its size: a compact frame's head.
+_HEAD_BYTES = 64
 #: Suffix of the stored (compressed) files in the wrapped filesystem.
 SUFFIX = ".llmz"
 #: Storage options that configure the filesystem itself rather than the codec.
@@ -422,12 +424,26 @@ class LLMZFileSystem(ChainedFileSystem):
             return cached[1]
         if stored is None:
             stored = self.fs.info(name)["size"]
-        start = max(0, stored - FOOTER_SIZE)
-        size = parse_footer(self.fs.cat_file(name, start=start, end=stored))[2]
+        size = self._recorded_size(name, stored)
         if len(self._sizes) > 10_000:
             self._sizes.clear()
         self._sizes[name] = (key, size)
         return size
+
+    def _recorded_size(self, name: str, stored: int) -> int:
+        """The original size the stored frame ``name`` records, from its head or footer: both
+        ends are fetched in one request where the filesystem batches (``cat_ranges``)."""
+        starts, ends = [0, max(0, stored - FOOTER_SIZE)], [min(stored, _HEAD_BYTES), stored]
+        pieces = self.fs.cat_ranges([name] * 2, starts, ends, on_error="raise")
+        fetched = dict(zip(zip(starts, ends, strict=True), pieces, strict=True))
+
+        def read_at(offset: int, n: int) -> bytes:
+            for (start, end), data in fetched.items():
+                if start <= offset and offset + n <= end:
+                    return data[offset - start : offset - start + n]
+            return self.fs.cat_file(name, start=offset, end=offset + n)
+
+        return frame_original_size(read_at, stored)
 
     def _entry(self, info: dict, with_size: bool = True) -> dict:
         """Translate one entry of the wrapped filesystem into this filesystem's view."""

@@ -14,6 +14,7 @@ import numpy as np
 import llm_codecs
 from llm_codecs.codecs import make_codec
 from llm_codecs.codecs.lz77 import LZ77Codec
+from llm_codecs.frame import FORMAT_VERSION_COMPACT, parse_head
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE.parent / "data" / "golden"
@@ -45,8 +46,15 @@ def seeds() -> dict[str, list[bytes]]:
     headers = []
     for path in sorted(GOLDEN.glob("*.llmz")):
         data = path.read_bytes()
+        if data[4] == FORMAT_VERSION_COMPACT:
+            headers.append(data[: parse_head(lambda o, n, d=data: d[o : o + n], len(data)).end])
+            continue
         (json_len,) = struct.unpack_from("<I", data, 6)
         headers.append(data[: 10 + json_len + 4])
+    # Compact heads (version 3): header and block description, with and without a layout.
+    for frame in frames:
+        if frame[4] == FORMAT_VERSION_COMPACT:
+            headers.append(frame[: parse_head(lambda o, n, f=frame: f[o : o + n], len(frame)).end])
     strings = [bytes([k, 3, 10]) + struct.pack("<I", size) + text for k, size, text in [
         (0, 32, b"ab\ncd\n"), (3, 15, b"ab\ncd\n"), (1, 32, "\u00e9\n\n".encode())]]
     return {"frame": frames, "header": headers, "strings": strings,
