@@ -68,7 +68,14 @@ def test_bench_slices_round_trip(gpt2, rel):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow],
           derandomize=True)
 def test_hypothesis_bytes_round_trip(gpt2, data):
-    roundtrip(data, gpt2, block_size=256, lanes=3, context=16)
+    # Block by block, not through a frame: the tiny model never codes inputs this short and odd
+    # in fewer bytes than they hold, so a frame would store every block and the model would
+    # decode nothing.
+    codec = make_codec("llm", model=gpt2, fallback=False, threads=1, lanes=3, context=16)
+    if data:
+        assert codec.decode_block(codec.encode_block(data), len(data)) == data
+    else:
+        roundtrip(data, gpt2)
 
 
 def test_default_fallback_keeps_the_smaller_of_llm_and_lz77(gpt2):

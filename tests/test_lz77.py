@@ -3,6 +3,7 @@ refuses hand-forged token streams."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import numpy as np
@@ -60,7 +61,7 @@ def test_params_rebuild_the_codec(level):
 
 def test_default_level_and_block_size():
     codec = LZ77Codec()
-    assert 1 <= codec.level <= 9
+    assert codec.level == 5  # docs/benchmarks.md measures level 5 as the default
     assert codec.default_block_size == 1 << 20
 
 
@@ -165,18 +166,20 @@ def test_hand_made_payload_decodes():
 
 
 @pytest.mark.parametrize(
-    ("litlen", "dist", "size"),
+    ("litlen", "dist", "size", "why"),
     [
-        ([97, 256 + 0], [2 + 1], 4),  # distance 2 with only 1 byte produced
-        ([256 + 0, 97], [0], 4),  # a repeat distance before any byte
-        ([97, 256 + 0], [1], 5),  # "aaaa" is 4 bytes, not 5
-        ([97, 256 + 5], [0], 4),  # length 8 past the end of a 4-byte block
-        ([97, 98], [], 3),  # block ends early
-        ([97, 98, 99, 100], [], 3),  # literal past the end
+        ([97, 256 + 0], [2 + 1], 4, "before the start"),  # distance 2, 1 byte produced
+        ([256 + 0, 97], [0], 4, "before the start"),  # a repeat distance before any byte
+        ([97, 256 + 0], [1], 5, "ends before its size"),  # "aaaa" is 4 bytes, not 5
+        ([97, 256 + 5], [0], 4, "runs past the end"),  # length 8 past the end of 4 bytes
+        ([97, 98], [], 3, "ends before its size"),  # block ends early
+        ([97, 256 + 0, 98], [0], 4, "runs past the end"),  # literal past the end
+        ([97, 98, 99, 100], [], 3, "token count 4 is impossible"),  # more tokens than bytes
     ],
 )
-def test_forged_tokens_are_refused(litlen, dist, size):
-    with pytest.raises(CorruptDataError):
+def test_forged_tokens_are_refused(litlen, dist, size, why):
+    # Each by its own check: several forgeries fail some check or other.
+    with pytest.raises(CorruptDataError, match=why):
         decode(payload(litlen, dist), size)
 
 
@@ -205,51 +208,54 @@ def test_extra_bits_must_end_exactly():
 
 def test_counts_and_lengths_are_checked():
     good = payload([97, 98, 256 + 1], [2 + 1])
-    with pytest.raises(CorruptDataError):
+    with pytest.raises(CorruptDataError, match="truncated"):
         decode(b"", 6)  # empty payload for a non-empty block
-    with pytest.raises(CorruptDataError):
+    with pytest.raises(CorruptDataError, match="must be empty"):
         decode(b"\x00", 0)  # non-empty payload for an empty block
     assert decode(b"", 0) == b""
-    with pytest.raises(CorruptDataError):
+    with pytest.raises(CorruptDataError, match="truncated"):
         decode(good[:2], 6)  # truncated header
-    with pytest.raises(CorruptDataError):
+    with pytest.raises(CorruptDataError, match="token count 7 is impossible"):
         decode(payload([97, 98, 256 + 1], [2 + 1], nsym=7), 6)  # more tokens than bytes
-    with pytest.raises(CorruptDataError):
+    with pytest.raises(CorruptDataError, match="token count 0 is impossible"):
         decode(payload([97, 98, 256 + 1], [2 + 1], nsym=0), 6)
-    with pytest.raises(CorruptDataError):
+    with pytest.raises(CorruptDataError, match="longer than 5 bytes"):
         decode(b"\xff\xff\xff\xff\xff\x01" + good[1:], 6)  # over-long integer
-    with pytest.raises(CorruptDataError):
+    with pytest.raises(CorruptDataError, match="non-canonical"):
         decode(b"\x83\x00" + good[1:], 6)  # non-canonical integer
-    with pytest.raises(CorruptDataError):
+    with pytest.raises(CorruptDataError, match="exceed the payload"):
         decode(good[:1] + b"\xff\x7f" + good[2:], 6)  # stream longer than the payload
-    with pytest.raises(CorruptDataError):
+    with pytest.raises(CorruptDataError, match="exceed the payload"):
         decode(good[:-1], 6)
 
 
 @given(junk=st.binary(max_size=200), size=st.integers(0, 5000))
 @settings(max_examples=300, deadline=None)
 def test_random_payloads_never_crash(junk, size):
-    try:
-        out = decode(junk, size)
-    except CorruptDataError:
-        return
-    assert len(out) == size
+    # Any other exception fails the test. (decode_block returns exactly `size` bytes whatever
+    # the payload, so there is nothing to assert on what it returns.)
+    with contextlib.suppress(CorruptDataError):
+        decode(junk, size)
 
 
-def test_damaged_real_payloads_raise_or_decode_exactly():
+def test_damaged_real_payloads_are_mostly_refused_and_never_crash():
     data = read_head("canterbury/alice29.txt", 30_000)
     codec = make_codec("lz77", level=9)
     coded = codec.encode_block(data)
     rng = random.Random(5)
+    rejected = 0
     for _ in range(300):
         buf = bytearray(coded)
         for _ in range(rng.randint(1, 3)):
             buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
         try:
-            out = codec.decode_block(bytes(buf), len(data))
+            codec.decode_block(bytes(buf), len(data))
         except CorruptDataError:
-            continue
-        assert len(out) == len(data)
+            rejected += 1
+    # A payload has no checksum of its own: some damage decodes to wrong bytes of the right
+    # length, which only the frame's data checksum catches (test_codecs' forged payloads). The
+    # payload's own structure refuses about two thirds of it (197 of these 300).
+    assert rejected >= 150, rejected
 
 
 def test_public_api_round_trip_named_codec():

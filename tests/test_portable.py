@@ -194,11 +194,13 @@ def test_numerics_choice(tiny_models):
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(data=st.binary(max_size=400) | st.text(max_size=200).map(str.encode))
 def test_hypothesis_bytes_round_trip_portably(tiny_models, data):
-    frame = llm_codecs.compress(data, "llm", model=tiny_models["llama"], fallback=False,
-                                block_size=256, lanes=3, context=16)
+    # Block by block, not through a frame: the tiny model never codes inputs this short and odd
+    # in fewer bytes than they hold, so a frame would store every block and the model would
+    # decode nothing.
+    codec = LanguageModelCodec(model=tiny_models["llama"], fallback=False, lanes=3, context=16)
+    assert codec.fingerprint()["engine"] == ENGINE
     if data:
-        assert FrameReader(frame).header.fingerprint["engine"] == ENGINE
-    assert llm_codecs.decompress(frame) == data
+        assert codec.decode_block(codec.encode_block(data), len(data)) == data
 
 
 @pytest.mark.parametrize("rel", bench_ids())
