@@ -26,6 +26,7 @@ import contextlib
 import io
 import operator
 import struct
+import threading
 import uuid
 from collections import OrderedDict
 from typing import Any
@@ -384,6 +385,7 @@ class LLMZFileSystem(ChainedFileSystem):
         self._block_codec.get()  # bad parameters fail here; building the codec loads no model
         # stored path -> ((size, modified), original size): saves footer reads in listings.
         self._sizes: dict[str, tuple[tuple, int]] = {}
+        self._sizes_lock = threading.Lock()
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -425,9 +427,10 @@ class LLMZFileSystem(ChainedFileSystem):
         if stored is None:
             stored = self.fs.info(name)["size"]
         size = self._recorded_size(name, stored)
-        if len(self._sizes) > 10_000:
-            self._sizes.clear()
-        self._sizes[name] = (key, size)
+        with self._sizes_lock:  # listings may run in several threads (dask, async callers)
+            if len(self._sizes) > 10_000:
+                self._sizes.clear()
+            self._sizes[name] = (key, size)
         return size
 
     def _recorded_size(self, name: str, stored: int) -> int:
