@@ -30,8 +30,8 @@ import llm_codecs
 from llm_codecs.codecs import llm
 encode = llm.LanguageModelCodec._encode_ids
 done = []
-def timed(self, loaded, ids):
-    out = encode(self, loaded, ids)
+def timed(self, loaded, ids, *args, **kwargs):
+    out = encode(self, loaded, ids, *args, **kwargs)
     done.append(time.perf_counter() - t0)
     return out
 llm.LanguageModelCodec._encode_ids = timed
