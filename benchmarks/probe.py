@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-blocks", type=int, default=2)
     args = parser.parse_args(argv)
     codec = make_codec("llm")
-    lz77 = codec._fallback_codecs()
+    fallbacks = codec._fallback_codecs()  # LZ77 levels 9 and 5, LZMA
     codec.encode_block(b"warm up the model")
     print(f"# {platform.node()}: {cpu_facts()['cpu']}; probe after {PROBE_STEPS} steps, window "
           f"{PROBE_WINDOW}, gain {PROBE_GAIN}", file=sys.stderr)
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             block = data[b * BLOCK : (b + 1) * BLOCK]
             if not block or looks_binary(block):
                 continue
-            rival = min(len(c.encode_block(block)) for c in lz77)
+            rival = min(len(c.encode_block(block)) for c in fallbacks)
             start = time.perf_counter()
             full = codec.encode_block(block)
             full_s = time.perf_counter() - start

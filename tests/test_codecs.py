@@ -22,7 +22,7 @@ from .helpers import (
     read_head,
 )
 
-CODECS = ["huffman", "lz77"]
+CODECS = ["huffman", "lz77", "lzma"]
 MUTATION_SETTINGS = settings(
     max_examples=1000,
     deadline=timedelta(seconds=2),
@@ -132,12 +132,13 @@ def test_forged_payloads_reach_the_decoder_and_are_caught(codec):
 
 def test_method_bytes_have_one_source():
     # The registry's method byte is the format; each class and the llm codec's fallback agree.
-    from llm_codecs.codecs import _REGISTRY, codec_class
+    from llm_codecs.codecs import _REGISTRY, codec_class, make_codec
     from llm_codecs.codecs import llm as llm_module
 
     for name, (_, _, method) in _REGISTRY.items():
         assert codec_class(name).method_id == method, name
-    assert codec_class("lz77").method_id == llm_module._FALLBACK_METHOD
+    fallbacks = make_codec("llm")._fallback_codecs()
+    assert {c.method_id for c in fallbacks} == llm_module._FALLBACK_METHODS
     assert len({m for _, _, m in _REGISTRY.values()}) == len(_REGISTRY)
 
 

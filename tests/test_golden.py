@@ -31,6 +31,9 @@ def test_every_kind_of_golden_frame_is_there():
     assert {r.version for r in compact} == {3}
     assert {b.method for r in compact for b in r.blocks} == {0, 1, 2, 3}
     assert any(not r.blocks for r in compact) and any(r.layout for r in compact)
+    methods = {(FrameReader((GOLDEN / n).read_bytes()).header.codec, b.method) for n in FRAMES
+               for b in FrameReader((GOLDEN / n).read_bytes()).blocks}
+    assert {("lzma", 4), ("llm", 3), ("llm", 4)} <= methods
 
 
 @pytest.mark.parametrize("name", [n for n in FRAMES if not n.startswith("legacy-native")])

@@ -92,10 +92,10 @@ def test_default_fallback_keeps_the_smaller_of_llm_and_lz77(gpt2):
     codec = make_codec("llm", model=gpt2, threads=1, cache=False)
     llm_alone = codec.encode_block(text)
     (text_method, text_payload), (binary_method, _) = codec.encode_blocks([text, binary])
-    assert (text_method, binary_method) == (2, 2)
+    assert text_method in (2, 4) and binary_method in (2, 4)
     assert len(text_payload) < len(llm_alone)
-    # ... and the other way: where LZ77 would be larger, the model's payload is kept.
-    codec._fallback_payload = lambda block: bytes(len(block) + 1)
+    # ... and the other way: where the fallback would be larger, the model's payload is kept.
+    codec._fallback_payload = lambda block: (2, bytes(len(block) + 1))
     (method, payload), = codec.encode_blocks([text])
     assert method == 3 and payload == llm_alone
 
@@ -333,8 +333,8 @@ def test_a_block_the_probe_gives_up_is_lz77_and_decodes(monkeypatch):
     monkeypatch.setattr(llm_module, "PROBE_GAIN", 1e6)  # the model "cannot" win anywhere
     gave_up = _probe_codec()
     (method, payload), = gave_up.encode_blocks([block])
-    assert method == 2 and gave_up.probe_counts == {"given_up": 1, "coded": 0}
-    assert payload == gave_up._fallback_payload(block)
+    assert method in (2, 4) and gave_up.probe_counts == {"given_up": 1, "coded": 0}
+    assert (method, payload) == gave_up._fallback_payload(block)
     # Without the probe the same codec codes it with the model (prose: the model wins).
     no_probe = _probe_codec(probe=False)
     assert no_probe.encode_blocks([block])[0][0] == 3

@@ -19,6 +19,7 @@ _REGISTRY: dict[str, tuple[str, str, int]] = {
     "huffman": ("llm_codecs.codecs.huffman", "HuffmanCodec", 1),
     "lz77": ("llm_codecs.codecs.lz77", "LZ77Codec", 2),
     "llm": ("llm_codecs.codecs.llm", "LanguageModelCodec", 3),
+    "lzma": ("llm_codecs.codecs.lzma", "LZMACodec", 4),
 }
 _BY_METHOD = {method: name for name, (_, _, method) in _REGISTRY.items()}
 

@@ -1,8 +1,8 @@
 """The model-driven codec: a causal language model predicts each token, rANS codes it.
 
-This module holds the codec's configuration, its model and the per-block policy (model or LZ77
-fallback, blocks in parallel threads). The computation it replays on both sides is in
-:mod:`.llm_schedule` (lanes, KV-cache schedules), the step loop both directions share in
+This module holds the codec's configuration, its model and the per-block policy (model or
+classic fallback, LZ77 or LZMA; blocks in parallel threads). The computation it replays on both
+sides is in :mod:`.llm_schedule` (lanes, KV-cache schedules), the step loop both directions share in
 :mod:`.llm_steps`, and what a frame records about its numerics in :mod:`.llm_fingerprint`.
 """
 
@@ -40,7 +40,8 @@ BINARY_FRACTION = 0.05
 _CONTROL = np.zeros(256, dtype=bool)
 _CONTROL[[*range(0, 9), 11, 12, *range(14, 32), 127]] = True
 _ESCAPED = re.compile("[\udc80-\udcff]")
-_FALLBACK_METHOD = 2  # lz77
+#: Methods of the classic fallback: LZ77 (ours, levels 9 and 5) and LZMA2 (liblzma).
+_FALLBACK_METHODS = frozenset({2, 4})
 _STEPS = ("auto", "lean", "transformers")
 _NUMERICS = ("auto", "portable", "native")
 #: torch threads the model runs with unless configured: a constant, not the machine's core
@@ -113,8 +114,8 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
     Each block is tokenized losslessly, a HuggingFace causal LM predicts every next token of many
     lanes at once, the predictions are quantized to integer tables of ``2**scale_bits`` and a
     64-bit rANS coder codes them all, step by step, through one state. A block is kept as LLM
-    payload only if that beats the LZ77 codec on it; binary blocks go straight to LZ77 (and the
-    frame stores a block raw if nothing pays).
+    payload only if that beats the classic fallback on it (the smaller of LZ77 and LZMA); binary
+    blocks go straight to the fallback (and the frame stores a block raw if nothing pays).
 
     Parameters
     ----------
@@ -166,14 +167,15 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
     dtype : str
         Model dtype, ``"float32"`` by default.
     fallback : bool
-        Keep a block as LZ77 when that is smaller or the block is binary (default). ``False``
-        codes every non-empty block with the model, to measure the model itself.
+        Keep a block as LZ77 or LZMA when that is smaller or the block is binary (default).
+        ``False`` codes every non-empty block with the model, to measure the model itself.
     local_files_only : bool
         Never use the network to find the model (not recorded: it does not change the output).
     probe : bool
         With ``fallback``, let the model give up on a block after its first
-        :data:`PROBE_STEPS` steps when the rate of its last steps says it cannot beat LZ77 on
-        it (default): most of the model's time is saved on blocks LZ77 wins clearly. ``False``
+        :data:`PROBE_STEPS` steps when the rate of its last steps says it cannot beat the
+        fallback on it (default): most of the model's time is saved on blocks the fallback wins
+        clearly. ``False``
         runs the model on every text block. Not recorded: decoding never needs it.
     """
 
@@ -267,8 +269,8 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
 
     @property
     def allowed_methods(self) -> frozenset[int]:
-        """LLM payloads, and LZ77 for the blocks where the model did not pay."""
-        return frozenset({self.method_id, _FALLBACK_METHOD})
+        """LLM payloads, and LZ77 or LZMA for the blocks where the model did not pay."""
+        return frozenset({self.method_id, *_FALLBACK_METHODS})
 
     def __getstate__(self):
         # Never pickle a model: a worker loads its own, once per process.
@@ -337,11 +339,12 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
     # -- coding ---------------------------------------------------------------------------
 
     def frame_fallbacks(self) -> list[BlockCodec]:
-        """LZ77 levels 9 and default when ``fallback`` is on (see the base class)."""
+        """LZ77 levels 9 and default, and LZMA, when ``fallback`` is on (see the base class)."""
         return self._fallback_codecs() if self.fallback else []
 
     def would_code(self, data, block_size: int) -> bool:
-        """False when every block is empty or binary: LZ77 codes them all without the model."""
+        """False when every block is empty or binary: the fallback codes them all without the
+        model."""
         view = memoryview(data).cast("B")
         if not self.fallback:
             return len(view) > 0
@@ -352,15 +355,17 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         if self._fallback is None:
             from . import make_codec
 
-            # Level 9 is usually smaller, but not always (spreadsheets, some binaries): both are
-            # tried, and both are cheap next to the model.
-            self._fallback = [make_codec("lz77", level=9), make_codec("lz77")]
+            # LZ77 level 9 is usually smaller than level 5, but not always (spreadsheets, some
+            # binaries); LZMA is much smaller on binaries, logs and markup. All are tried, and
+            # all are cheap next to the model (LZMA about 15 ms per 64 KiB).
+            self._fallback = [make_codec("lz77", level=9), make_codec("lz77"), make_codec("lzma")]
         return self._fallback
 
-    def _fallback_payload(self, block: bytes) -> bytes:
-        payload = min((c.encode_block(block) for c in self._fallback_codecs()), key=len)
+    def _fallback_payload(self, block: bytes) -> tuple[int, bytes]:
+        """The smallest classic payload of ``block``: ``(method, payload)``."""
+        coded = [(c.method_id, c.encode_block(block)) for c in self._fallback_codecs()]
         _fallback_ready.set()
-        return payload
+        return min(coded, key=lambda pair: len(pair[1]))
 
     @property
     def workers(self) -> int:
@@ -368,7 +373,8 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         return max(1, available_cpus() // self.threads)
 
     def encode_blocks(self, blocks: list[bytes]) -> list[tuple[int, bytes]]:
-        """Code each block with the model, or with LZ77 where that is smaller or it is binary.
+        """Code each block with the model, or with the fallback where that is smaller or it is
+        binary.
 
         Blocks are coded in parallel threads (:attr:`workers`); each block's bits depend only on
         the block and the configuration, never on which blocks run beside it.
@@ -386,24 +392,24 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
                 raise CodecError("the model's tokenizer cannot represent this block")
             return self.method_id, coded
         if not block or looks_binary(block):
-            return _FALLBACK_METHOD, self._fallback_payload(block)
+            return self._fallback_payload(block)
         if _fallback_ready.is_set():
-            # LZ77 runs beside the model: numba releases the GIL while it codes. It is done long
-            # before the model's probe asks for its size.
+            # The fallback runs beside the model: numba and liblzma release the GIL while they
+            # code. It is done long before the model's probe asks for its size.
             with ThreadPoolExecutor(1) as pool:
                 fallback = pool.submit(self._fallback_payload, block)
-                rival = (lambda: len(fallback.result())) if self.probe else None
+                rival = (lambda: len(fallback.result()[1])) if self.probe else None
                 coded = self.encode_block(block, rival)
-                payload = fallback.result()
+                method, payload = fallback.result()
         else:
             # The first LZ77 call of a process may compile its kernels (tens of seconds on a
             # fresh install). Compilation holds the GIL and numba's lock almost throughout, so a
             # model run beside it would crawl. The model codes first, then LZ77 compiles.
             coded = self.encode_block(block)
-            payload = self._fallback_payload(block)
+            method, payload = self._fallback_payload(block)
         if coded is not None and len(coded) < len(payload):
             return self.method_id, coded
-        return _FALLBACK_METHOD, payload
+        return method, payload
 
     def _context_for(self, loaded) -> int:
         limit = loaded.max_positions
@@ -439,8 +445,8 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         """The LLM payload of one block, or None if the tokenizer cannot represent it.
 
         With ``rival``, a callable returning the size in bytes of the block's other coding
-        (LZ77), the model may give up after its probe (:func:`model_may_win`), and then
-        returns None too.
+        (the classic fallback), the model may give up after its probe (:func:`model_may_win`),
+        and then returns None too.
         """
         from ..models.tokens import UnsupportedTokenizerError
 

@@ -49,7 +49,7 @@ class LZ77Codec(BlockCodec):
     level : int, optional
         Search effort, 1 (fastest) to 9 (smallest output). Higher levels search longer hash
         chains, evaluate matches lazily over more positions, and reach farther back: 64 KiB at
-        level 1, 1 MiB at levels 5-6, the whole block from level 7 on. Default 6.
+        level 1, 1 MiB at levels 5-6, the whole block from level 7 on. Default 5.
 
     Notes
     -----
