@@ -84,13 +84,17 @@ def compress(
     # no model fingerprint in the header, and no model needed to decode it. LZ77 costs well
     # under 1% of the model's time. Where no block would reach the model (random or binary
     # data), that frame is the answer and the model is not even loaded.
-    plains = [compress(view, alternative, block_size=block_size) for alternative in fallbacks]
-    if plains and not coder.would_code(coded, block_size):
-        return min(plains, key=len)
+    def plains() -> list[bytes]:
+        return [compress(view, alternative, block_size=block_size) for alternative in fallbacks]
+
+    if fallbacks and not coder.would_code(coded, block_size):
+        return min(plains(), key=len)
     with FrameWriter(out, coder, block_size, layout=layout,
                      original_size=None if layout is None else len(view)) as writer:
         writer.write(coded)
-    return min([out.getvalue(), *plains], key=len)
+    # The plain frames after the model's: on a fresh install their first use compiles the
+    # classic kernels (seconds), which would otherwise delay the model's first block.
+    return min([out.getvalue(), *plains()], key=len)
 
 
 def decompress(frame, offset: int = 0, size: int | None = None, *, model=None) -> bytes:
