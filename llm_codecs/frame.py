@@ -334,7 +334,7 @@ class FrameHead:
 
 
 #: Bytes read at once for a frame's head: a typical compact head (about 30 bytes) in one read.
-_HEAD_GUESS = 64
+HEAD_READ_SIZE = 64
 
 
 def parse_head(read_at, total: int) -> FrameHead:
@@ -346,7 +346,7 @@ def parse_head(read_at, total: int) -> FrameHead:
     CorruptDataError
         The bytes are not the head of an LLMZ frame this build reads.
     """
-    first = read_at(0, min(total, _HEAD_GUESS))
+    first = read_at(0, min(total, HEAD_READ_SIZE))
     if len(first) < _PREFIX.size:
         raise CorruptDataError("truncated frame: no room for a header")
     magic, version, flags = _PREFIX.unpack(first[: _PREFIX.size])

@@ -42,14 +42,13 @@ from ..codecs import BlockCodec, LazyCodec, codec_class, make_codec
 from ..errors import CorruptDataError
 from ..frame import (
     FOOTER_SIZE,
+    HEAD_READ_SIZE,
     FrameReader,
     FrameWriter,
     check_block_size,
     frame_original_size,
 )
 
-#: Bytes fetched from the start of a stored frame for its size: a compact frame's head.
-_HEAD_BYTES = 64
 #: Suffix of the stored (compressed) files in the wrapped filesystem.
 SUFFIX = ".llmz"
 #: Storage options that configure the filesystem itself rather than the codec.
@@ -436,7 +435,7 @@ class LLMZFileSystem(ChainedFileSystem):
     def _recorded_size(self, name: str, stored: int) -> int:
         """The original size the stored frame ``name`` records, from its head or footer: both
         ends are fetched in one request where the filesystem batches (``cat_ranges``)."""
-        starts, ends = [0, max(0, stored - FOOTER_SIZE)], [min(stored, _HEAD_BYTES), stored]
+        starts, ends = [0, max(0, stored - FOOTER_SIZE)], [min(stored, HEAD_READ_SIZE), stored]
         pieces = self.fs.cat_ranges([name] * 2, starts, ends, on_error="raise")
         fetched = dict(zip(zip(starts, ends, strict=True), pieces, strict=True))
 
