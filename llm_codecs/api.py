@@ -41,8 +41,8 @@ def compress(
     data : bytes-like
         Anything exposing the buffer protocol (bytes, bytearray, memoryview, numpy array).
     codec : str or BlockCodec
-        A codec name (``"huffman"``, ``"lz77"``, ``"lzma"``, ``"llm"``) or a ready codec
-        instance.
+        A codec name (``"huffman"``, ``"lz77"``, ``"lzma"``, ``"cm"``, ``"llm"``) or a ready
+        codec instance.
     block_size : int, optional
         Original bytes per independently coded block: the unit of random access and
         parallelism. The codec's default when omitted.
@@ -64,7 +64,7 @@ def compress(
     bytes
         The frame; :func:`decompress` restores ``data`` from it exactly. When a codec with a
         fallback (``"llm"``) does not beat its fallback's plain frame, the result is that frame
-        (``lz77`` or ``lzma``), which needs no model to decode.
+        (``lz77``, ``lzma`` or ``cm``), which needs no model to decode.
 
     Raises
     ------

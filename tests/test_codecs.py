@@ -22,7 +22,7 @@ from .helpers import (
     read_head,
 )
 
-CODECS = ["huffman", "lz77", "lzma"]
+CODECS = ["huffman", "lz77", "lzma", "cm"]
 MUTATION_SETTINGS = settings(
     max_examples=1000,
     deadline=timedelta(seconds=2),
@@ -40,7 +40,8 @@ def warm_up_jit():
 @pytest.mark.parametrize("codec", CODECS)
 @pytest.mark.parametrize("rel", bench_ids())
 def test_bench_file_round_trip(codec, rel):
-    data = read_head(rel)
+    # Context mixing codes about 2 MB/s: its first block of each file is enough coverage.
+    data = read_head(rel, 65536) if codec == "cm" else read_head(rel)
     frame = assert_roundtrip(data, codec)
     if rel.endswith((".txt", ".log")) and len(data) > 4096:
         assert len(frame) < len(data) * 0.75, "text should compress"

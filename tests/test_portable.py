@@ -235,8 +235,8 @@ def test_an_llm_frame_of_classic_blocks_needs_no_model(tmp_path):
     llm_codecs.compress_stream(io.BytesIO(data), out, "llm", model=str(model), block_size=4096)
     frame = out.getvalue()
     reader = FrameReader(frame)
-    assert reader.header.codec == "llm" and {b.method for b in reader.blocks} <= {2, 4}
-    assert len(reader.blocks) == 3  # LZ77 (2) or LZMA (4): no block needs the model
+    assert reader.header.codec == "llm" and {b.method for b in reader.blocks} <= {2, 4, 5}
+    assert len(reader.blocks) == 3  # LZ77 (2), LZMA (4) or CM (5): no block needs the model
     shutil.rmtree(model)
     assert llm_codecs.decompress(frame) == data
 

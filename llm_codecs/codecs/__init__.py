@@ -20,6 +20,7 @@ _REGISTRY: dict[str, tuple[str, str, int]] = {
     "lz77": ("llm_codecs.codecs.lz77", "LZ77Codec", 2),
     "llm": ("llm_codecs.codecs.llm", "LanguageModelCodec", 3),
     "lzma": ("llm_codecs.codecs.lzma", "LZMACodec", 4),
+    "cm": ("llm_codecs.codecs.cm", "ContextMixingCodec", 5),
 }
 _BY_METHOD = {method: name for name, (_, _, method) in _REGISTRY.items()}
 

@@ -1,8 +1,8 @@
 """The model-driven codec: a causal language model predicts each token, rANS codes it.
 
 This module holds the codec's configuration, its model and the per-block policy (model or
-classic fallback, LZ77 or LZMA; blocks in parallel threads). The computation it replays on both
-sides is in :mod:`.llm_schedule` (lanes, KV-cache schedules), the step loop both directions share in
+classic fallback: LZ77, LZMA or CM; blocks in parallel threads). The computation it replays on
+both sides is in :mod:`.llm_schedule` (lanes, KV-cache schedules), the step loop both directions share in
 :mod:`.llm_steps`, and what a frame records about its numerics in :mod:`.llm_fingerprint`.
 """
 
@@ -40,8 +40,8 @@ BINARY_FRACTION = 0.05
 _CONTROL = np.zeros(256, dtype=bool)
 _CONTROL[[*range(0, 9), 11, 12, *range(14, 32), 127]] = True
 _ESCAPED = re.compile("[\udc80-\udcff]")
-#: Methods of the classic fallback: LZ77 (ours, levels 9 and 5) and LZMA2 (liblzma).
-_FALLBACK_METHODS = frozenset({2, 4})
+#: Methods of the classic fallback: LZ77 (levels 9 and 5), LZMA2 (liblzma), context mixing.
+_FALLBACK_METHODS = frozenset({2, 4, 5})
 _STEPS = ("auto", "lean", "transformers")
 _NUMERICS = ("auto", "portable", "native")
 #: torch threads the model runs with unless configured: a constant, not the machine's core
@@ -114,8 +114,9 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
     Each block is tokenized losslessly, a HuggingFace causal LM predicts every next token of many
     lanes at once, the predictions are quantized to integer tables of ``2**scale_bits`` and a
     64-bit rANS coder codes them all, step by step, through one state. A block is kept as LLM
-    payload only if that beats the classic fallback on it (the smaller of LZ77 and LZMA); binary
-    blocks go straight to the fallback (and the frame stores a block raw if nothing pays).
+    payload only if that beats the classic fallback on it (the smallest of LZ77, LZMA and
+    context mixing); binary blocks go straight to the fallback (and the frame stores a block raw
+    if nothing pays).
 
     Parameters
     ----------
@@ -167,7 +168,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
     dtype : str
         Model dtype, ``"float32"`` by default.
     fallback : bool
-        Keep a block as LZ77 or LZMA when that is smaller or the block is binary (default).
+        Keep a block as LZ77, LZMA or CM when that is smaller or the block is binary (default).
         ``False`` codes every non-empty block with the model, to measure the model itself.
     local_files_only : bool
         Never use the network to find the model (not recorded: it does not change the output).
@@ -269,7 +270,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
 
     @property
     def allowed_methods(self) -> frozenset[int]:
-        """LLM payloads, and LZ77 or LZMA for the blocks where the model did not pay."""
+        """LLM payloads, and LZ77, LZMA or CM for the blocks where the model did not pay."""
         return frozenset({self.method_id, *_FALLBACK_METHODS})
 
     def __getstate__(self):
@@ -339,7 +340,8 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
     # -- coding ---------------------------------------------------------------------------
 
     def frame_fallbacks(self) -> list[BlockCodec]:
-        """LZ77 levels 9 and default, and LZMA, when ``fallback`` is on (see the base class)."""
+        """LZ77 levels 9 and default, LZMA and context mixing, when ``fallback`` is on (see
+        the base class)."""
         return self._fallback_codecs() if self.fallback else []
 
     def would_code(self, data, block_size: int) -> bool:
@@ -356,9 +358,11 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
             from . import make_codec
 
             # LZ77 level 9 is usually smaller than level 5, but not always (spreadsheets, some
-            # binaries); LZMA is much smaller on binaries, logs and markup. All are tried, and
-            # all are cheap next to the model (LZMA about 15 ms per 64 KiB).
-            self._fallback = [make_codec("lz77", level=9), make_codec("lz77"), make_codec("lzma")]
+            # binaries); LZMA is much smaller on binaries; context mixing on logs, markup and
+            # text the model knows little of. All are tried, and all are cheap next to the
+            # model (LZMA about 15 ms per 64 KiB, context mixing about 25 ms).
+            self._fallback = [make_codec("lz77", level=9), make_codec("lz77"), make_codec("lzma"),
+                              make_codec("cm")]
         return self._fallback
 
     def _fallback_payload(self, block: bytes) -> tuple[int, bytes]:

@@ -33,14 +33,14 @@ def _samples() -> list[bytes]:
 def seeds() -> dict[str, list[bytes]]:
     samples = _samples()
     frames = [llm_codecs.compress(s, c, block_size=b) for s in samples
-              for c in ("huffman", "lz77", "lzma") for b in (None, 700)]
+              for c in ("huffman", "lz77", "lzma", "cm") for b in (None, 700)]
     chunk = np.array([b"alpha", b"", b"gamma\x00", b"delta delta"], dtype="S12")
     frames.append(llm_codecs.compress(chunk, _TextLZ77()))
     frames.append(llm_codecs.compress(np.array(["\u00e9t\u00e9", "x"], dtype="<U4"), _TextLZ77()))
     frames = [f for f in frames if len(f) <= 4096]
-    blocks = {"huffman_block": [], "lz77_block": [], "lzma_block": []}
+    blocks = {"huffman_block": [], "lz77_block": [], "lzma_block": [], "cm_block": []}
     for s in samples[1:]:
-        for name in ("huffman", "lz77", "lzma"):
+        for name in ("huffman", "lz77", "lzma", "cm"):
             payload = make_codec(name).encode_block(s)
             blocks[f"{name}_block"].append(struct.pack("<H", len(s) - 1) + payload)
     headers = []

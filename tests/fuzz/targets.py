@@ -64,6 +64,11 @@ def lzma_block(data: bytes) -> None:
     _block("lzma", data)
 
 
+def cm_block(data: bytes) -> None:
+    """A context-mixing payload (method 5), the first two bytes choosing the declared size."""
+    _block("cm", data)
+
+
 def header(data: bytes) -> None:
     """A frame header: preamble, JSON (maybe deflated with a dictionary), CRC."""
     with contextlib.suppress(CodecError):
@@ -87,7 +92,7 @@ def strings(data: bytes) -> None:
 
 def roundtrip(data: bytes) -> None:
     """Any bytes round-trip through the classic codecs and the text views of strings."""
-    codec = ("lz77", "huffman", "lzma")[len(data) % 3]
+    codec = ("lz77", "huffman", "lzma", "cm")[len(data) % 4]
     frame_bytes = llm_codecs.compress(data, codec, block_size=512)
     assert llm_codecs.decompress(frame_bytes) == data
     from llm_codecs.strings import strings_hint, text_view
@@ -99,5 +104,5 @@ def roundtrip(data: bytes) -> None:
             assert layout.restore(text, len(data)) == data
 
 
-TARGETS = {f.__name__: f for f in (frame, huffman_block, lz77_block, lzma_block, header, strings,
-                                    roundtrip)}
+TARGETS = {f.__name__: f for f in (frame, huffman_block, lz77_block, lzma_block, cm_block, header,
+                                    strings, roundtrip)}
