@@ -2,8 +2,9 @@
 
 This module holds the codec's configuration, its model and the per-block policy (model or
 classic fallback: LZ77, LZMA or CM; blocks in parallel threads). The computation it replays on
-both sides is in :mod:`.llm_schedule` (lanes, KV-cache schedules), the step loop both directions share in
-:mod:`.llm_steps`, and what a frame records about its numerics in :mod:`.llm_fingerprint`.
+both sides is in :mod:`.llm_schedule` (lanes, KV-cache schedules), the step loop both directions
+share in :mod:`.llm_steps`, and what a frame records about its numerics in
+:mod:`.llm_fingerprint`.
 """
 
 from __future__ import annotations
