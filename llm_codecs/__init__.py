@@ -28,8 +28,10 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CM",
     "DEFAULT_CODEC",
     "LZ77",
+    "LZMA",
     "CodecError",
     "CorruptDataError",
     "Huffman",
@@ -74,7 +76,7 @@ def __getattr__(name):
         from .codecs.llm import NumericsWarning
 
         return NumericsWarning
-    if name in ("Huffman", "LZ77", "LLMCodec"):
+    if name in ("Huffman", "LZ77", "LZMA", "CM", "LLMCodec"):
         from .integrations import numcodecs as _nc
 
         return getattr(_nc, name)

@@ -36,7 +36,8 @@ def test_numcodecs_get_codec():
         """
         import numcodecs
         assert not loaded()
-        for cid, config in [("llm_codecs.huffman", {}), ("llm_codecs.lz77", {"level": 2})]:
+        for cid, config in [("llm_codecs.huffman", {}), ("llm_codecs.lz77", {"level": 2}),
+                            ("llm_codecs.lzma", {"level": 3}), ("llm_codecs.cm", {})]:
             codec = numcodecs.get_codec({"id": cid, **config})
             data = b"found by entry point " * 50
             assert bytes(codec.decode(codec.encode(data))) == data

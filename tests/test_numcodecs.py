@@ -19,7 +19,7 @@ from llm_codecs import CodecError, CorruptDataError
 from .helpers import read_head
 
 CODECS = [llm_codecs.Huffman(), llm_codecs.LZ77(), llm_codecs.LZ77(level=9, block_size=4096),
-          llm_codecs.Huffman(block_size=1000)]
+          llm_codecs.Huffman(block_size=1000), llm_codecs.LZMA(level=6), llm_codecs.CM()]
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=repr)

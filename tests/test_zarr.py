@@ -14,9 +14,10 @@ zarr = pytest.importorskip("zarr")
 import llm_codecs  # noqa: E402
 from llm_codecs import CodecError  # noqa: E402
 from llm_codecs.integrations import zarr3  # noqa: E402
-from llm_codecs.integrations.zarr3 import LLM, LZ77, Huffman  # noqa: E402
+from llm_codecs.integrations.zarr3 import CM, LLM, LZ77, LZMA, Huffman  # noqa: E402
 
-CODECS = [Huffman(), LZ77(), LZ77(level=9, block_size=4096), Huffman(block_size=1000)]
+CODECS = [Huffman(), LZ77(), LZ77(level=9, block_size=4096), Huffman(block_size=1000),
+          LZMA(level=6), CM()]
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::zarr.core.dtype.common.UnstableSpecificationWarning"

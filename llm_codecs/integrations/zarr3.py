@@ -190,6 +190,41 @@ class LZ77(FrameCodec):
 
 
 @dataclass(frozen=True)
+class LZMA(FrameCodec):
+    """``llm_codecs.lzma``: LZMA2 through Python's liblzma.
+
+    Parameters
+    ----------
+    level : int, optional
+        liblzma's preset, 0 to 9; default 9.
+    block_size : int, optional
+        Original bytes per block (default 1 MiB).
+    """
+
+    codec_name = "llm_codecs.lzma"
+    numcodecs_class = _nc.LZMA
+
+    level: int | None = None
+    block_size: int | None = None
+
+
+@dataclass(frozen=True)
+class CM(FrameCodec):
+    """``llm_codecs.cm``: bitwise context mixing (our own).
+
+    Parameters
+    ----------
+    block_size : int, optional
+        Original bytes per block (default 1 MiB, at most 4 MiB).
+    """
+
+    codec_name = "llm_codecs.cm"
+    numcodecs_class = _nc.CM
+
+    block_size: int | None = None
+
+
+@dataclass(frozen=True)
 class LLM(FrameCodec):
     """``llm_codecs.llm``: model-based coding (the embedded model by default).
 
@@ -219,6 +254,6 @@ class LLM(FrameCodec):
 
 
 #: Every Zarr 3 codec of this package by ``zarr.json`` name.
-CODECS: dict[str, type[FrameCodec]] = {c.codec_name: c for c in (Huffman, LZ77, LLM)}
+CODECS: dict[str, type[FrameCodec]] = {c.codec_name: c for c in (Huffman, LZ77, LZMA, CM, LLM)}
 
-__all__ = ["CODECS", "LLM", "LZ77", "FrameCodec", "Huffman"]
+__all__ = ["CM", "CODECS", "LLM", "LZ77", "LZMA", "FrameCodec", "Huffman"]
