@@ -20,7 +20,8 @@ _REGISTRY: dict[str, tuple[str, str, int]] = {
     "lz77": ("llm_codecs.codecs.lz77", "LZ77Codec", 2),
     "llm": ("llm_codecs.codecs.llm", "LanguageModelCodec", 3),
     "lzma": ("llm_codecs.codecs.lzma", "LZMACodec", 4),
-    "cm": ("llm_codecs.codecs.cm", "ContextMixingCodec", 5),
+    "cm-v1": ("llm_codecs.codecs.cm", "ContextMixingV1Codec", 5),
+    "cm": ("llm_codecs.codecs.cm", "ContextMixingCodec", 6),
 }
 _BY_METHOD = {method: name for name, (_, _, method) in _REGISTRY.items()}
 

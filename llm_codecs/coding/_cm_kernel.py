@@ -4,8 +4,9 @@ Each byte is coded as 8 binary decisions, most significant bit first. Every deci
 predicted by several models, mixed in the logistic domain, and coded with a 32-bit binary
 arithmetic coder:
 
-- order-0 (the bits of the byte so far) and hashed order-1, 2, 3, 4 and 6 contexts (the
-  previous bytes), each an adaptive probability per context and partial byte;
+- order-0 (the bits of the byte so far), hashed order-1, 2, 3, 4 and 6 contexts (the previous
+  bytes), the current word and (version 2) the column: the byte above in the previous line,
+  each an adaptive probability per context and partial byte;
 - a match model: the byte that followed the latest earlier occurrence of the last
   :data:`MATCH_MIN` bytes, its predicted bit weighted by how long the match has run;
 - a mixer: one weight vector per partial byte, trained online to minimise coding cost.
@@ -21,16 +22,18 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-#: Hashed context orders (bytes before the one being coded).
-ORDERS = np.array([1, 2, 3, 4, 6, 0], dtype=np.int64)
+#: The contexts of each version of the model, as ``orders``: ``n > 0`` hashes the ``n``
+#: bytes before the one being coded, ``0`` the current word, ``-1`` the column (the byte
+#: above in the previous line, the byte before, the column). Version 1 is method 5,
+#: version 2 (with the column context) method 6; both stay decodable.
+ORDERS_V1 = np.array([1, 2, 3, 4, 6, 0], dtype=np.int64)
+ORDERS_V2 = np.array([1, 2, 3, 4, 6, 0, -1], dtype=np.int64)
 #: log2 of the entries of each hashed context table (at most; smaller blocks use fewer).
 TABLE_BITS = 18
 #: Bytes of context the match model looks up.
 MATCH_MIN = 5
 #: log2 of the entries of the match model's table of last positions (at most).
 MATCH_BITS = 16
-#: Mixer inputs: order 0, the hashed orders, the match model, a bias.
-INPUTS = 1 + len(ORDERS) + 2
 #: The logistic curve at 33 points, ``round(4096 / (1 + exp(-(i - 16) / 2)))`` clipped to
 #: 1 .. 4095: written out, so no machine's ``exp`` is ever involved.
 _SQUASH_POINTS = np.array(
@@ -82,7 +85,7 @@ def _context_hash(data, i, order):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True)
-def run(data, n, decode, payload, out, squash, stretch, rates):  # pragma: no cover - compiled
+def run(data, n, decode, payload, out, squash, stretch, rates, orders):  # pragma: no cover
     """Code ``n`` bytes: encode ``data`` into ``out`` (returns the bytes written, or -1 when
     they would not fit ``out``), or decode ``payload`` into ``data`` (returns how many bytes
     the decoder read, padding included: a complete stream is read exactly 3 bytes past its
@@ -96,14 +99,15 @@ def run(data, n, decode, payload, out, squash, stretch, rates):  # pragma: no co
     apm_bits = min(16, max(8, size_bits))
     match_bits = min(MATCH_BITS, max(8, size_bits))
     mask = (1 << table_bits) - 1
-    n_orders = ORDERS.shape[0]
+    n_orders = orders.shape[0]
+    inputs = 1 + n_orders + 2
     order0 = np.full(256, 32768, dtype=np.int64)
     tables = np.full((n_orders, 1 << table_bits), 32768, dtype=np.int32)
     counts = np.zeros((n_orders, 1 << table_bits), dtype=np.uint8)
     bases = np.zeros(n_orders, dtype=np.int64)
     slots = np.zeros(n_orders, dtype=np.int64)
-    weights = np.full((256 + 16 * 8, INPUTS), 1 << 14, dtype=np.int64)
-    st = np.zeros(INPUTS, dtype=np.int64)
+    weights = np.full((256 + 16 * 8, inputs), 1 << 14, dtype=np.int64)
+    st = np.zeros(inputs, dtype=np.int64)
     last_seen = np.zeros(1 << match_bits, dtype=np.int64)
     # The final stage (SSE): the mixed probability refined by the partial byte and the byte
     # before, on 33 interpolation points each.
@@ -115,6 +119,8 @@ def run(data, n, decode, payload, out, squash, stretch, rates):  # pragma: no co
     match_ptr = 0
     match_len = 0
     word = np.int64(0)
+    line_start = 0
+    prev_start = 0
     x1 = np.int64(0)
     x2 = np.int64(0xFFFFFFFF)
     x = np.int64(0)
@@ -125,7 +131,20 @@ def run(data, n, decode, payload, out, squash, stretch, rates):  # pragma: no co
             pos += 1
     for i in range(n):
         for k in range(n_orders):
-            h = word if ORDERS[k] == 0 else _context_hash(data, i, ORDERS[k])
+            if orders[k] == 0:
+                h = word
+            elif orders[k] < 0:
+                # The column context: the byte above (same column of the previous line) and
+                # the byte before, for line-structured text (logs, CSV, tables).
+                above = 0
+                if line_start > 0:
+                    col = i - line_start
+                    if prev_start + col < line_start:
+                        above = np.int64(data[prev_start + col]) + 1
+                h = ((above * 0x2F0A3 + (np.int64(data[i - 1]) if i > 0 else 0) + 7) * 0x2F0A3
+                     + min(i - line_start, 255)) & 0xFFFFFFFF
+            else:
+                h = _context_hash(data, i, orders[k])
             bases[k] = (h * 0x9E3779B) >> 24
         expected = np.int64(data[match_ptr]) | 256 if match_len > 0 else np.int64(0)
         c0 = 1
@@ -153,7 +172,7 @@ def run(data, n, decode, payload, out, squash, stretch, rates):  # pragma: no co
             w2 = weights[256 + (min(length, 15) if expected_bit >= 0 else 0) * 8 + bit]
             dot = np.int64(0)
             dot2 = np.int64(0)
-            for j in range(INPUTS):
+            for j in range(inputs):
                 dot += w[j] * st[j]
                 dot2 += w2[j] * st[j]
             dot = min(max(dot >> 16, -2047), 2047)
@@ -194,7 +213,7 @@ def run(data, n, decode, payload, out, squash, stretch, rates):  # pragma: no co
             row[near] += ((y << 16) - row[near]) >> 6
             err = ((y << 12) - p1)
             err2 = ((y << 12) - p2)
-            for j in range(INPUTS):
+            for j in range(inputs):
                 w[j] += (st[j] * err) >> 10
                 w2[j] += (st[j] * err2) >> 10
             order0[c0] += ((y << 16) - order0[c0]) >> 5
@@ -212,6 +231,9 @@ def run(data, n, decode, payload, out, squash, stretch, rates):  # pragma: no co
         byte = c0 & 255
         if decode:
             data[i] = byte
+        if byte == 10:
+            prev_start = line_start
+            line_start = i + 1
         # The word context: the letters (and UTF-8 bytes) since the last other byte, any case.
         if (65 <= byte <= 90) or (97 <= byte <= 122) or byte >= 128:
             word = (word * 0x2F0A3 + (byte | 32) + 1) & 0xFFFFFFFF
