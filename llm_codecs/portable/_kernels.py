@@ -206,8 +206,11 @@ def head_norm(qkv, first, count, D, gain, eps70):
 def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult, exp2, out):
     """Rotary embedding, cache write and attention of one step for every lane.
 
-    ``qkv`` ``(lanes, (H + 2K) * D)`` Q16; ``keys``/``values`` ``(lanes, K, slots, D)`` int32
-    Q12 (this step's are written at ``slot``); ``out`` ``(lanes, H * D)`` Q12.
+    ``qkv`` ``(lanes, (H + 2K) * D)`` Q16; ``keys`` ``(lanes, K, D, slots)`` and ``values``
+    ``(lanes, K, slots, D)``, int32 Q12 (this step's are written at ``slot``); ``out``
+    ``(lanes, H * D)`` Q12. The keys are stored slot-minor so that the scores of all slots
+    accumulate one query component at a time, a contiguous row each, without a horizontal sum
+    per slot (about 5% of a block's time); the sums are the same integers.
     """
     lanes = qkv.shape[0]
     D = cos.shape[0]
@@ -216,6 +219,7 @@ def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult,
     qrot = np.empty(D, dtype=np.int64)
     qq = np.empty(D, dtype=np.int64)
     z = np.empty(n, dtype=np.int64)
+    dots = np.empty(n, dtype=np.int64)
     p = np.empty(n, dtype=np.int64)
     acc = np.empty(D, dtype=np.int64)
     for r in range(lanes):
@@ -228,7 +232,7 @@ def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult,
                 else:
                     x = qkv[r, kb + i] * cos[i] + qkv[r, kb + i - half] * sin[i]
                 k = shift_round(shift_round(x, 15), 4)
-                keys[r, kh, slot, i] = min(max(k, -KV_LIMIT), KV_LIMIT)
+                keys[r, kh, i, slot] = min(max(k, -KV_LIMIT), KV_LIMIT)
                 v = shift_round(qkv[r, vb + i], 4)
                 values[r, kh, slot, i] = min(max(v, -KV_LIMIT), KV_LIMIT)
         for hh in range(heads):
@@ -248,13 +252,16 @@ def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult,
             e_q = max(bit_length(amax) - 15, 0)
             for i in range(D):
                 qq[i] = shift_round(qrot[i], e_q)
+            for j in range(n):
+                dots[j] = 0
+            for i in range(D):
+                qi = qq[i]
+                key_column = lane_keys[i]
+                for j in range(n):
+                    dots[j] += qi * np.int64(key_column[j])
             zmax = np.int64(-(1 << 62))
             for j in range(n):
-                key = lane_keys[j]
-                dot = np.int64(0)
-                for i in range(D):
-                    dot += qq[i] * np.int64(key[i])
-                zj = shift_round(dot * score_mult, 30 - e_q)
+                zj = shift_round(dots[j] * score_mult, 30 - e_q)
                 z[j] = zj
                 if zj > zmax:
                     zmax = zj

@@ -55,9 +55,10 @@ class CpuIntegerStep:
         # (llm_codecs.growth): a lane's declared length buys nothing before it is decoded.
         self.cos = self.sin = np.zeros((0, weights.head_dim), dtype=np.int64)
         self.embed = weights.embed.numpy()
-        shape = (len(weights.layers), lanes, weights.kv_heads, 0, weights.head_dim)
-        self.keys = np.zeros(shape, dtype=np.int32)
-        self.values = np.zeros(shape, dtype=np.int32)
+        layers, K, D = len(weights.layers), weights.kv_heads, weights.head_dim
+        # Keys slot-minor, values slot-major: each as the attention kernel reads it.
+        self.keys = np.zeros((layers, lanes, K, D, 0), dtype=np.int32)
+        self.values = np.zeros((layers, lanes, K, 0, D), dtype=np.int32)
         self.exp2 = exp2_table().numpy()
         self.sigmoid = sigmoid_table().numpy().astype(np.int32)  # Q15: half the cache lines
         self.layers = [(_Linear(lay.qkv), _Linear(lay.out), _Linear(lay.gate_up),
@@ -85,7 +86,7 @@ class CpuIntegerStep:
             rows = capacity(position + 1, max(self.positions, position + 1), have)
             cos, sin = rope_tables(rows, self.w.head_dim, self.w.theta)
             self.cos, self.sin = cos.numpy(), sin.numpy()
-        self.keys = grown(self.keys, 3, slot + 1, self.slots)
+        self.keys = grown(self.keys, 4, slot + 1, self.slots)
         self.values = grown(self.values, 3, slot + 1, self.slots)
 
     def step(self, ids: torch.Tensor, position: int, slot: int | None = None,
