@@ -294,8 +294,7 @@ _ENCODE = textwrap.dedent("""
     import llm_codecs
     model, source, target = sys.argv[1:]
     data = open(source, "rb").read()
-    frame = llm_codecs.compress(data, "llm", model=model, lanes=4, block_size=4096,
-                                fallback=False)
+    frame = llm_codecs.compress(data, "llm", model=model, lanes=4, block_size=4096)
     open(target, "wb").write(frame)
 """)
 
@@ -310,21 +309,28 @@ def _python(code: str, args: list[str], env: dict[str, str]) -> str:
 
 @pytest.fixture(scope="module")
 def portable_frames(tmp_path_factory, tiny_models):
-    """Frames of real text made here, every block by the model (the classic fallback, which
-    would win some blocks, does not depend on the machine): the embedded model, tiny Llama,
-    Qwen2."""
+    """Frames of real text made here: the embedded model with the defaults (prose blocks by
+    the model, the log's by the classic fallback, context mixing: numba kernels too), tiny
+    Llama and Qwen2 with every block by the model, and the context-mixing codec alone."""
     root = tmp_path_factory.mktemp("portable")
     data = read_head("canterbury/alice29.txt", 7000) + read_head("loghub/HDFS_2k.log", 3000)
     frames, digests = [], {}
-    for name, model in (("default", "default"), ("llama", tiny_models["llama"]),
-                        ("qwen2", tiny_models["qwen2"])):
-        frame = llm_codecs.compress(data, "llm", model=model, lanes=4, block_size=4096,
-                                    fallback=False)
-        assert FrameReader(frame).header.fingerprint["engine"] == ENGINE
+    for name, model, params in (("default", "default", {}),
+                                ("llama", tiny_models["llama"], {"fallback": False}),
+                                ("qwen2", tiny_models["qwen2"], {"fallback": False}),
+                                ("cm", None, {})):
+        if model is None:
+            frame = llm_codecs.compress(data, "cm", block_size=4096)
+        else:
+            frame = llm_codecs.compress(data, "llm", model=model, lanes=4, block_size=4096,
+                                        **params)
+            assert FrameReader(frame).header.fingerprint["engine"] == ENGINE
         path = root / f"{name}.llmz"
         path.write_bytes(frame)
         frames.append(str(path))
         digests[str(path)] = hashlib.sha256(data).hexdigest()
+    methods = {b.method for b in FrameReader(Path(frames[0]).read_bytes()).blocks}
+    assert 3 in methods and methods & {5, 6}, methods  # the defaults mix model and CM blocks
     source = root / "source.bin"
     source.write_bytes(data)
     return frames, digests, source
