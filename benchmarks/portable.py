@@ -23,13 +23,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
-from llm import BENCH, ROOT, TEXT_SET  # benchmarks/llm.py: the same files, one list
+from fresh import baseline_checkout, head_commit, run_fresh  # benchmarks/fresh.py
+from llm import BENCH, TEXT_SET  # benchmarks/llm.py: the same files, one list
 
 from llm_codecs.models.loading import cpu_facts
 
@@ -58,16 +57,8 @@ _RUNNER = textwrap.dedent("""
 def run(python_path: str | None, path: Path, limit: int, params: dict, repeat: int) -> dict:
     """One fresh process of the code at ``python_path`` (this checkout if None): the fastest of
     ``repeat`` compress and decompress runs after a warm-up."""
-    env = dict(os.environ)
-    if python_path:
-        env["PYTHONPATH"] = python_path
-    out = subprocess.run([sys.executable, "-c", _RUNNER, str(path), str(limit),
-                          json.dumps(params), str(repeat)], env=env, capture_output=True,
-                         text=True, check=True, cwd=python_path or ROOT)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    if not result["ok"]:
-        raise SystemExit(f"{path}: round trip failed with {params}")
-    return result
+    return run_fresh(_RUNNER, [str(path), str(limit), json.dumps(params), str(repeat)],
+                     python_path)
 
 
 def main() -> None:
@@ -79,23 +70,16 @@ def main() -> None:
                         help="timed runs per process; the fastest is reported (default 2)")
     args = parser.parse_args()
 
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                          capture_output=True).stdout.strip()
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base), args.baseline],
-                       cwd=ROOT, check=True)
-        try:
-            rows = []
-            for name in args.files:
-                path = Path(name) if Path(name).is_file() else BENCH / name
-                portable = run(None, path, args.bytes, {}, args.repeat)
-                native = run(None, path, args.bytes, {"numerics": "native"}, 1)
-                old = run(str(base), path, args.bytes, {}, args.repeat)
-                rows.append((name, portable, native, old))
-                print(name, json.dumps([portable, native, old]), file=sys.stderr)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
+    head = head_commit()
+    rows = []
+    with baseline_checkout(args.baseline) as base:
+        for name in args.files:
+            path = Path(name) if Path(name).is_file() else BENCH / name
+            portable = run(None, path, args.bytes, {}, args.repeat)
+            native = run(None, path, args.bytes, {"numerics": "native"}, 1)
+            old = run(base, path, args.bytes, {}, args.repeat)
+            rows.append((name, portable, native, old))
+            print(name, json.dumps([portable, native, old]), file=sys.stderr)
 
     print(f"Commit {head} against {args.baseline}; {platform.machine()}, "
           f"{cpu_facts()['cpu']}, {os.cpu_count()} CPUs, Python {platform.python_version()}; first "

@@ -24,13 +24,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
-from llm import BENCH, ROOT, TEXT_SET  # benchmarks/llm.py: the same files, one list
+from fresh import baseline_checkout, head_commit, run_fresh  # benchmarks/fresh.py
+from llm import BENCH, TEXT_SET  # benchmarks/llm.py: the same files, one list
 
 from llm_codecs.models.loading import cpu_facts
 
@@ -76,21 +75,6 @@ _ONE_BLOCK = textwrap.dedent("""
 """)
 
 
-def run(code: str, python_path: str | None, path: Path, limit: int, repeat: int) -> dict:
-    """One fresh process of ``code`` with the package at ``python_path`` (this checkout if
-    None)."""
-    env = dict(os.environ)
-    if python_path:
-        env["PYTHONPATH"] = python_path
-    out = subprocess.run([sys.executable, "-c", code, str(path), str(limit), str(repeat)],
-                         env=env, capture_output=True, text=True, check=True,
-                         cwd=python_path or ROOT)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    if not result["ok"]:
-        raise SystemExit(f"{path}: round trip failed")
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="*", default=FILES)
@@ -100,24 +84,18 @@ def main() -> None:
                         help="timed runs per process; the fastest is reported (default 1)")
     args = parser.parse_args()
 
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                          capture_output=True).stdout.strip()
+    head = head_commit()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base), args.baseline],
-                       cwd=ROOT, check=True)
-        try:
-            for name in args.files:
-                path = Path(name) if Path(name).is_file() else BENCH / name
-                row = {}
-                for label, where in (("new", None), ("old", str(base))):
-                    row[label] = run(_WHOLE, where, path, args.bytes, args.repeat)
-                    row[label].update(run(_ONE_BLOCK, where, path, args.bytes, args.repeat))
-                rows.append((name, row))
-                print(name, json.dumps(row), file=sys.stderr, flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
+    with baseline_checkout(args.baseline) as base:
+        for name in args.files:
+            path = Path(name) if Path(name).is_file() else BENCH / name
+            child_args = [str(path), str(args.bytes), str(args.repeat)]
+            row = {}
+            for label, where in (("new", None), ("old", base)):
+                row[label] = run_fresh(_WHOLE, child_args, where)
+                row[label].update(run_fresh(_ONE_BLOCK, child_args, where))
+            rows.append((name, row))
+            print(name, json.dumps(row), file=sys.stderr, flush=True)
 
     print(f"Commit {head} against {args.baseline}; {platform.machine()}, {cpu_facts()['cpu']}, "
           f"{len(os.sched_getaffinity(0))} CPUs, Python {platform.python_version()}; first "
