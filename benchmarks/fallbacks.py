@@ -4,8 +4,12 @@ How the ``llm`` codec's fallbacks (issue 13) were chosen and tuned, never on ``b
 first 64 KiB of every ``valid/`` file, and a set of this machine's line-structured and
 multilingual files (``/var/log/dpkg.log`` from byte 100,000, ``/var/log/alternatives.log``, two
 XML files of ``/usr/share``, ``twitter.json``, ``world-cities.csv`` and ``pg1342.txt`` of
-``valid/`` from byte 100,000, the Russian and Japanese manual pages). Prints bits per byte of
-each codec on each sample, every round trip checked, and the totals.
+``valid/`` from byte 100,000, the Russian and Japanese manual pages). Version 3 of context
+mixing was decided on those and on more of this machine's files: ``/var/log/apt/term.log``,
+``freedesktop.org.xml``, the man-db index (a binary database), the Korean, German and Polish
+manual pages, CPython's CJK test texts, and a synthetic fax page (a 1-bit image of 1728 pixels
+a row, glyphs from a random font: :func:`fax_page`). Prints bits per byte of each codec on each
+sample, every round trip checked, and the totals.
 
 Usage::
 
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+
+import numpy as np
 
 from llm_codecs.codecs import make_codec
 
@@ -30,6 +36,41 @@ def _man(lang: str) -> bytes:
         if len(data) >= BLOCK:
             break
     return data
+
+
+def fax_page() -> bytes:
+    """64 KiB of a synthetic fax page: rows of 1728 pixels (216 bytes), lines of text whose
+    glyphs come from a font of 40 random stroke shapes (so rows and glyphs repeat, as on a
+    scanned page), packed 8 pixels a byte."""
+    rng = np.random.default_rng(7)
+    width, height = 1728, (BLOCK * 8) // 1728
+    font = []
+    for _ in range(40):
+        glyph_width = int(rng.integers(7, 13))
+        glyph = np.zeros((13, glyph_width), np.uint8)
+        for _ in range(3):
+            if rng.random() < 0.5:  # a vertical stroke
+                c = int(rng.integers(1, glyph_width - 1))
+                glyph[int(rng.integers(0, 4)):int(rng.integers(9, 13)), c:c + 2] = 1
+            else:  # a horizontal one
+                r = int(rng.integers(2, 11))
+                glyph[r:r + 2, int(rng.integers(0, 3)):int(rng.integers(glyph_width - 3,
+                                                                        glyph_width))] = 1
+        font.append(glyph)
+    image = np.zeros((height, width), np.uint8)
+    y = 10
+    while y < height - 20:
+        x = 100
+        while x < width - 150:
+            for _ in range(int(rng.integers(2, 9))):
+                glyph = font[int(rng.integers(0, 40))]
+                image[y:y + 13, x:x + glyph.shape[1]] |= glyph
+                x += glyph.shape[1] + 2
+            x += 12
+        y += 22
+    image[5, 50:1650] = 1
+    image[height - 5, 50:1650] = 1
+    return np.packbits(image, axis=1).tobytes()[:BLOCK]
 
 
 def samples() -> dict[str, bytes]:
@@ -55,13 +96,38 @@ def samples() -> dict[str, bytes]:
     return out
 
 
+def more_samples() -> dict[str, bytes]:
+    """The samples added for version 3 of context mixing (those missing here are skipped)."""
+    out = {}
+    for name, path, start in (("apt/term.log", "/var/log/apt/term.log", 50_000),
+                              ("freedesktop.org.xml",
+                               "/usr/share/mime/packages/freedesktop.org.xml", 500_000),
+                              ("man-db index.db", "/var/cache/man/index.db", 200_000)):
+        if Path(path).is_file():
+            out[name] = Path(path).read_bytes()[start : start + BLOCK]
+    for lang in ("ko", "de", "pl"):
+        if Path(f"/usr/share/man/{lang}").is_dir():
+            out[f"man pages, {lang}"] = _man(lang)[:BLOCK]
+    import test.cjkencodings  # CPython's own test data, where the standard library has it
+
+    cjk = b"".join(p.read_bytes() for p in
+                   sorted(Path(test.cjkencodings.__path__[0]).glob("*-utf8.txt")))
+    if cjk:
+        out["CPython cjkencodings *-utf8.txt"] = cjk[:BLOCK]
+    out["fax page (synthetic)"] = fax_page()
+    return out
+
+
 def main() -> None:
     codecs = {"lz77": [make_codec("lz77", level=9), make_codec("lz77")],
-              "lzma": [make_codec("lzma")], "cm": [make_codec("cm")]}
-    print("| sample | bytes | lz77 (best of 9, 5) | lzma | cm | cm / lzma |")
-    print("|---|---|---|---|---|---|")
+              "lzma": [make_codec("lzma")], "cm-v2": [make_codec("cm-v2")],
+              "cm": [make_codec("cm")]}
+    print("| sample | bytes | lz77 (best of 9, 5) | lzma | cm v2 | cm (v3) | cm / lzma "
+          "| cm / cm v2 |")
+    print("|---|---|---|---|---|---|---|---|")
     totals = dict.fromkeys(codecs, 0)
-    for name, data in samples().items():
+    more = dict.fromkeys(codecs, 0)
+    for name, data in {**samples(), **more_samples()}.items():
         sizes = {}
         for label, variants in codecs.items():
             payloads = [c.encode_block(data) for c in variants]
@@ -71,11 +137,18 @@ def main() -> None:
             sizes[label] = len(best)
             if "(set" in name or not name.startswith("valid/"):
                 totals[label] += len(best)
+            if not name.startswith("valid/") or "(set" not in name:
+                more[label] += len(best)
         bpb = {k: f"{8 * v / len(data):.3f}" for k, v in sizes.items()}
-        print(f"| {name} | {len(data):,} | {bpb['lz77']} | {bpb['lzma']} | {bpb['cm']} | "
-              f"{sizes['cm'] / sizes['lzma']:.3f} |")
-    print(f"\nThe tuning set (marked 'set' and the machine's files): cm / lzma "
-          f"{totals['cm'] / totals['lzma']:.4f}, lzma / lz77 {totals['lzma'] / totals['lz77']:.4f}")
+        print(f"| {name} | {len(data):,} | {bpb['lz77']} | {bpb['lzma']} | {bpb['cm-v2']} | "
+              f"{bpb['cm']} | {sizes['cm'] / sizes['lzma']:.3f} | "
+              f"{sizes['cm'] / sizes['cm-v2']:.3f} |")
+    print(f"\nThe first tuning set (marked 'set' and the machine's files): cm / lzma "
+          f"{totals['cm'] / totals['lzma']:.4f}, "
+          f"cm v2 / lzma {totals['cm-v2'] / totals['lzma']:.4f}, "
+          f"lzma / lz77 {totals['lzma'] / totals['lz77']:.4f}")
+    print(f"Every sample but the duplicates marked 'set': cm / cm v2 "
+          f"{more['cm'] / more['cm-v2']:.4f}, cm / lzma {more['cm'] / more['lzma']:.4f}")
 
 
 if __name__ == "__main__":

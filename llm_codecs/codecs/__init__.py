@@ -21,7 +21,8 @@ _REGISTRY: dict[str, tuple[str, str, int]] = {
     "llm": ("llm_codecs.codecs.llm", "LanguageModelCodec", 3),
     "lzma": ("llm_codecs.codecs.lzma", "LZMACodec", 4),
     "cm-v1": ("llm_codecs.codecs.cm", "ContextMixingV1Codec", 5),
-    "cm": ("llm_codecs.codecs.cm", "ContextMixingCodec", 6),
+    "cm-v2": ("llm_codecs.codecs.cm", "ContextMixingV2Codec", 6),
+    "cm": ("llm_codecs.codecs.cm", "ContextMixingCodec", 7),
 }
 _BY_METHOD = {method: name for name, (_, _, method) in _REGISTRY.items()}
 

@@ -1,11 +1,13 @@
-"""Context mixing per block (methods 5 and 6): the strongest classic fallback, written here.
+"""Context mixing per block (methods 5, 6 and 7): the strongest classic fallback, written here.
 
-A bitwise context-mixing model (hashed order-0..6 contexts and a match model, mixed in the
-logistic domain) drives a binary arithmetic coder (:mod:`llm_codecs.coding._cm_kernel`), in
-the spirit of the PAQ family: on logs, markup and text in scripts the language model knows
-little of, it codes smaller than LZ77 and LZMA, at 2-3 MB/s. Version 2 (method 6, written now)
-adds a column context for line-structured text; version 1 (method 5) stays decodable. The
-``llm`` codec tries it beside them for every block. Specified in ``docs/format.md`` ("CM payload").
+A bitwise context-mixing model (hashed contexts and a match model, mixed in the logistic
+domain) drives a binary arithmetic coder, in the spirit of the PAQ family: on logs, markup,
+tables and text in scripts the language model knows little of, it codes smaller than LZ77 and
+LZMA. Version 3 (method 7, :mod:`llm_codecs.coding._cm3_kernel`, written now) adds record,
+field, sparse and byte-class contexts, checked table lines and four mixers; versions 1 and 2
+(methods 5 and 6, :mod:`llm_codecs.coding._cm_kernel`) stay decodable and writable. The ``llm``
+codec tries it beside LZ77 and LZMA for every block. Specified in ``docs/format.md`` ("CM
+payload").
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..coding import _cm3_kernel as _cm3
 from ..coding import _cm_kernel as _cm
 from ..errors import CorruptDataError
 from .base import BlockCodec
@@ -21,13 +24,16 @@ from .base import BlockCodec
 _SQUASH = _cm.squash_table()
 _STRETCH = _cm.stretch_table(_SQUASH)
 _RATES = _cm.rate_table()
+_RATES_V3 = _cm3.rate_table()
 #: Bytes a decoder reads past a complete stream (its 4-byte window, less the flushed byte).
 _OVERREAD = 3
 _NO_OUTPUT = np.empty(1, dtype=np.uint8)
 
 
-class ContextMixingCodec(BlockCodec):
-    """Bitwise context mixing with a binary arithmetic coder (method byte 6). No parameters.
+class ContextMixingV2Codec(BlockCodec):
+    """Version 2 of :class:`ContextMixingCodec` (method byte 6: orders 1-6, word and column
+    contexts, two mixers), kept so that every frame written with it decodes; it can still write
+    it. No parameters.
 
     Notes
     -----
@@ -36,13 +42,13 @@ class ContextMixingCodec(BlockCodec):
     block coded, whatever its size.
     """
 
-    name: ClassVar[str] = "cm"
+    name: ClassVar[str] = "cm-v2"
     method_id: ClassVar[int] = 6
     #: The model's contexts (:mod:`llm_codecs.coding._cm_kernel`): part of the method.
     orders: ClassVar[np.ndarray] = _cm.ORDERS_V2
     default_block_size: ClassVar[int] = 1 << 20
-    #: Decoding works bit by bit (about 2 MB/s): a frame from a stranger may declare blocks
-    #: of at most this much, so no block costs more than a few seconds.
+    #: Decoding works bit by bit (about 0.5-2 MB/s): a frame from a stranger may declare
+    #: blocks of at most this much, so no block costs more than seconds.
     max_block_size: ClassVar[int] = 4 << 20
 
     def params(self) -> dict[str, Any]:
@@ -51,8 +57,11 @@ class ContextMixingCodec(BlockCodec):
 
     @property
     def allowed_methods(self) -> frozenset[int]:
-        """This version's blocks, and the first version's (method 5), which it still reads."""
-        return frozenset({self.method_id, ContextMixingV1Codec.method_id})
+        """Its own blocks only."""
+        return frozenset({self.method_id})
+
+    def _run(self, data, n, decode, payload, out) -> int:
+        return _cm.run(data, n, decode, payload, out, _SQUASH, _STRETCH, _RATES, self.orders)
 
     def encode_block(self, block: bytes) -> bytes:
         """Code one block (empty for an empty block).
@@ -68,7 +77,7 @@ class ContextMixingCodec(BlockCodec):
         # Room for the block itself: a longer payload would be stored raw by the frame anyway,
         # so the coder stops there (and this returns one byte more than the block).
         out = np.empty(n, dtype=np.uint8)
-        size = _cm.run(data, n, False, out, out, _SQUASH, _STRETCH, _RATES, self.orders)
+        size = self._run(data, n, False, out, out)
         if size < 0:
             return bytes(n + 1)
         return out[:size].tobytes()
@@ -88,7 +97,7 @@ class ContextMixingCodec(BlockCodec):
             return b""
         stream = np.frombuffer(bytes(payload), dtype=np.uint8).copy()
         data = np.zeros(size, dtype=np.uint8)
-        read = _cm.run(data, size, True, stream, _NO_OUTPUT, _SQUASH, _STRETCH, _RATES, self.orders)
+        read = self._run(data, size, True, stream, _NO_OUTPUT)
         if read != len(stream) + _OVERREAD:
             raise CorruptDataError(
                 f"CM payload of {len(stream)} bytes does not end where its {size} bytes do"
@@ -96,7 +105,33 @@ class ContextMixingCodec(BlockCodec):
         return data.tobytes()
 
 
-class ContextMixingV1Codec(ContextMixingCodec):
+class ContextMixingCodec(ContextMixingV2Codec):
+    """Bitwise context mixing with a binary arithmetic coder (method byte 7). No parameters.
+
+    Notes
+    -----
+    Every block starts with empty models, so blocks decode independently; the models need a
+    few KiB to learn, so very small blocks gain little. About 500-650 KB/s each way on one core.
+    Memory: the context tables take 4 bytes x 18 x 2**k, with 2**k about four times the block
+    size, at least 2**10 and at most 2**20 (about 75 MiB for blocks of 256 KiB and more, 19 MiB
+    for 64 KiB).
+    """
+
+    name: ClassVar[str] = "cm"
+    method_id: ClassVar[int] = 7
+
+    @property
+    def allowed_methods(self) -> frozenset[int]:
+        """This version's blocks and those of versions 2 and 1 (methods 6 and 5), which it
+        still reads."""
+        return frozenset({self.method_id, ContextMixingV2Codec.method_id,
+                          ContextMixingV1Codec.method_id})
+
+    def _run(self, data, n, decode, payload, out) -> int:
+        return _cm3.run(data, n, decode, payload, out, _SQUASH, _STRETCH, _RATES_V3)
+
+
+class ContextMixingV1Codec(ContextMixingV2Codec):
     """The first version of :class:`ContextMixingCodec` (method byte 5: no column context),
     kept so that every frame written with it decodes; it can still write it."""
 
