@@ -42,7 +42,7 @@ _CONTROL = np.zeros(256, dtype=bool)
 _CONTROL[[*range(0, 9), 11, 12, *range(14, 32), 127]] = True
 _ESCAPED = re.compile("[\udc80-\udcff]")
 #: Methods of the classic fallback: LZ77 (levels 9 and 5), LZMA2 (liblzma), context mixing
-#: (version 2 written, version 1 still read).
+#: (version 3 written, versions 1 and 2 still read).
 _FALLBACK_METHODS = frozenset({2, 4, 5, 6, 7})
 _STEPS = ("auto", "lean", "transformers")
 _NUMERICS = ("auto", "portable", "native")
@@ -362,7 +362,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
             # LZ77 level 9 is usually smaller than level 5, but not always (spreadsheets, some
             # binaries); LZMA is much smaller on binaries; context mixing on logs, markup and
             # text the model knows little of. All are tried, and all are cheap next to the
-            # model (LZMA about 15 ms per 64 KiB, context mixing about 25 ms).
+            # model (LZMA about 10 ms per 64 KiB, context mixing about 125 ms, the model 1.5-2 s).
             self._fallback = [make_codec("lz77", level=9), make_codec("lz77"), make_codec("lzma"),
                               make_codec("cm")]
         return self._fallback
