@@ -2,9 +2,11 @@
 
 For each 64 KiB text block of the named files, the model codes the block to the end (what it
 does with ``probe=False``) and with the probe (``probe=True``, the default): the probe gives up
-after :data:`~llm_codecs.codecs.llm.PROBE_STEPS` steps when the rate of its last steps says the
-model cannot beat LZ77 on the block. A give-up is *wrong* when the full model run was smaller
-than LZ77; the table gives the bytes that cost and the model time the probe saved.
+after :data:`~llm_codecs.codecs.llm.PROBE_EARLY_STEPS` or
+:data:`~llm_codecs.codecs.llm.PROBE_STEPS` steps when the rate of its last steps says the
+model cannot beat the classic fallback (LZ77, LZMA, context mixing) on the block. A give-up is
+*wrong* when the full model run was smaller than the fallback; the table gives the bytes that
+cost and the model time the probe saved.
 
 Usage::
 
@@ -21,7 +23,15 @@ import time
 from pathlib import Path
 
 from llm_codecs.codecs import make_codec
-from llm_codecs.codecs.llm import PROBE_GAIN, PROBE_STEPS, PROBE_WINDOW, looks_binary
+from llm_codecs.codecs.llm import (
+    PROBE_EARLY_GAIN,
+    PROBE_EARLY_STEPS,
+    PROBE_EARLY_WINDOW,
+    PROBE_GAIN,
+    PROBE_STEPS,
+    PROBE_WINDOW,
+    looks_binary,
+)
 from llm_codecs.models.loading import cpu_facts
 
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "bench"
@@ -40,11 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-blocks", type=int, default=2)
     args = parser.parse_args(argv)
     codec = make_codec("llm")
-    fallbacks = codec._fallback_codecs()  # LZ77 levels 9 and 5, LZMA
+    fallbacks = codec._fallback_codecs()  # LZ77 levels 9 and 5, LZMA, CM
     codec.encode_block(b"warm up the model")
-    print(f"# {platform.node()}: {cpu_facts()['cpu']}; probe after {PROBE_STEPS} steps, window "
-          f"{PROBE_WINDOW}, gain {PROBE_GAIN}", file=sys.stderr)
-    print("| file | block | LZ77 bytes | model bytes (full run) | probe | wrong | bytes lost | "
+    print(f"# {platform.node()}: {cpu_facts()['cpu']}; probe after {PROBE_EARLY_STEPS} steps "
+          f"(window {PROBE_EARLY_WINDOW}, gain {PROBE_EARLY_GAIN}) and {PROBE_STEPS} steps "
+          f"(window {PROBE_WINDOW}, gain {PROBE_GAIN})", file=sys.stderr)
+    print("| file | block | fallback bytes | model bytes (full run) | probe | wrong | bytes lost | "
           "full run s | probe s |")
     print("|---|---:|---:|---:|---|---|---:|---:|---:|")
     totals = {"blocks": 0, "given_up": 0, "wrong": 0, "lost": 0, "lz_wins": 0,
@@ -77,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'gave up' if given_up else 'coded'} | {'WRONG' if wrong else ''} | "
                   f"{lost:,} | {full_s:.1f} | {probe_s:.1f} |", flush=True)
     t = totals
-    print(f"\n{t['blocks']} blocks: LZ77 smaller on {t['lz_wins']}; the probe gave up on "
+    print(f"\n{t['blocks']} blocks: the fallback smaller on {t['lz_wins']}; the probe gave up on "
           f"{t['given_up']}, wrongly on {t['wrong']} ({t['lost']:,} bytes lost); model time "
           f"{t['full_s']:.0f} s -> {t['probe_s']:.0f} s with the probe")
     return 0

@@ -347,6 +347,36 @@ def test_a_block_the_probe_gives_up_is_lz77_and_decodes(monkeypatch):
     assert "probe" not in gave_up.params()  # not recorded: the decoder never needs it
 
 
+@pytest.mark.parametrize(("early_gain", "late_gain"), [(1e6, 0.0), (0.0, 1e6)],
+                         ids=["early look", "late look"])
+def test_each_look_of_the_probe_can_give_up_on_its_own(monkeypatch, early_gain, late_gain):
+    import llm_codecs.codecs.llm as llm_module
+
+    # A gain of 0 never gives up (the estimate is 0 bits); 1e6 always does.
+    monkeypatch.setattr(llm_module, "PROBE_EARLY_GAIN", early_gain)
+    monkeypatch.setattr(llm_module, "PROBE_GAIN", late_gain)
+    block = read_head("canterbury/alice29.txt", 3000)
+    codec = _probe_codec()
+    calls = []
+    from llm_codecs.codecs import llm_steps
+
+    ideal_bits = llm_steps.EncodingSide.ideal_bits
+
+    def spy(self, start, stop, active, scale_bits):
+        calls.append((start, stop))
+        return ideal_bits(self, start, stop, active, scale_bits)
+
+    monkeypatch.setattr(llm_steps.EncodingSide, "ideal_bits", spy)
+    (method, _), = codec.encode_blocks([block])
+    assert method in llm_module._FALLBACK_METHODS
+    assert codec.probe_counts == {"given_up": 1, "coded": 0}
+    early = (llm_module.PROBE_EARLY_STEPS - llm_module.PROBE_EARLY_WINDOW,
+             llm_module.PROBE_EARLY_STEPS)
+    late = (llm_module.PROBE_STEPS - llm_module.PROBE_WINDOW, llm_module.PROBE_STEPS)
+    # The early look gives up before the model runs the late one's steps.
+    assert calls == ([early] if early_gain else [early, late])
+
+
 def test_a_block_the_probe_keeps_is_coded_exactly_as_without_it():
     block = read_head("canterbury/alice29.txt", 3000)
     with_probe, without = _probe_codec(), _probe_codec(probe=False)

@@ -90,19 +90,32 @@ PROBE_WINDOW = 16
 #: 0.78 to 1.78, median 0.98; ``benchmarks/probe.py`` reports how it fares on ``bench/``):
 #: the model gives up only where it is clearly behind.
 PROBE_GAIN = 0.78
+#: An earlier, cruder look, for the blocks the model is far behind on (logs, markup, tables,
+#: text in other scripts, where context mixing wins): after this many steps, the rate of
+#: steps :data:`PROBE_EARLY_WINDOW` .. :data:`PROBE_EARLY_STEPS` - 1 (a lane's context a
+#: quarter full) is extrapolated with a much lower gain. The choice files (46 blocks of
+#: ``valid/``, this machine's logs, XML, man pages, man-db index and CJK texts, against the
+#: classic fallback with context mixing version 3) gave the block's bits against that
+#: extrapolation 0.32-1.17; a block the model wins never needed a gain below 0.87, a block it
+#: loses is given up with 0.55 unless its ratio is near 0.56 (two blocks; the later probe
+#: gives those up). ``benchmarks/probe.py`` reports how it fares on ``bench/``.
+PROBE_EARLY_STEPS = 16
+PROBE_EARLY_WINDOW = 8
+PROBE_EARLY_GAIN = 0.55
 
 
 def model_may_win(window_bits: float, window_tokens: int, tokens: int,
-                  rival_bytes: int) -> bool:
+                  rival_bytes: int, gain: float | None = None) -> bool:
     """Whether a block may still beat ``rival_bytes`` after the model's probe.
 
     ``window_bits`` is the ideal code length of the ``window_tokens`` tokens of the probe's
-    last :data:`PROBE_WINDOW` steps; the block has ``tokens`` tokens. The estimate leans to the
-    model on purpose: a wrong "no" loses ratio, a wrong "yes" only time.
+    window; the block has ``tokens`` tokens; ``gain`` is the probe's (:data:`PROBE_GAIN` when
+    None, :data:`PROBE_EARLY_GAIN` for the early look). The estimate leans to the model on
+    purpose: a wrong "no" loses ratio, a wrong "yes" only time.
     """
     if window_tokens == 0:
         return True
-    estimate = PROBE_GAIN * window_bits / window_tokens * tokens
+    estimate = (PROBE_GAIN if gain is None else gain) * window_bits / window_tokens * tokens
     return estimate < 8 * rival_bytes
 
 
@@ -176,10 +189,10 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         Never use the network to find the model (not recorded: it does not change the output).
     probe : bool
         With ``fallback``, let the model give up on a block after its first
-        :data:`PROBE_STEPS` steps when the rate of its last steps says it cannot beat the
-        fallback on it (default): most of the model's time is saved on blocks the fallback wins
-        clearly. ``False``
-        runs the model on every text block. Not recorded: decoding never needs it.
+        :data:`PROBE_EARLY_STEPS` or :data:`PROBE_STEPS` steps when the rate of its last steps
+        says it cannot beat the fallback on it (default): most of the model's time is saved on
+        blocks the fallback wins clearly. ``False`` runs the model on every text block. Not
+        recorded: decoding never needs it.
     """
 
     name: ClassVar[str] = "llm"
@@ -470,17 +483,20 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         start_id = self._start_id(loaded)
         tokens, active = token_grid(ids, used, steps, start_id)
         side = EncodingSide(tokens)
-        checkpoint = None
+        checkpoints = {}
         if rival is not None and steps >= 2 * PROBE_STEPS:
-            def go_on() -> bool:
-                bits, count = side.ideal_bits(PROBE_STEPS - PROBE_WINDOW, PROBE_STEPS, active,
-                                              self.scale_bits)
-                return model_may_win(bits, count, T, rival())
+            def look(stop: int, window: int, gain: float) -> bool:
+                bits, count = side.ideal_bits(stop - window, stop, active, self.scale_bits)
+                return model_may_win(bits, count, T, rival(), gain)
 
-            checkpoint = (PROBE_STEPS, go_on)
+            checkpoints = {
+                PROBE_EARLY_STEPS: lambda: look(PROBE_EARLY_STEPS, PROBE_EARLY_WINDOW,
+                                                PROBE_EARLY_GAIN),
+                PROBE_STEPS: lambda: look(PROBE_STEPS, PROBE_WINDOW, PROBE_GAIN),
+            }
         done = run_steps(self._schedule(loaded, used, steps, start_id),
                          self._mixer(loaded, used, steps), T, used, steps, start_id, side,
-                         checkpoint)
+                         checkpoints)
         with self._count_lock:
             self.probe_counts["coded" if done is not None else "given_up"] += 1
         if done is None:

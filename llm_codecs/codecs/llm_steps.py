@@ -65,7 +65,7 @@ class DecodingSide:
 
 
 def run_steps(schedule, mixer, count: int, lanes: int, steps: int, start_id: int,
-              side, checkpoint=None) -> np.ndarray | None:
+              side, checkpoints=None) -> np.ndarray | None:
     """Run every step of a block of ``count`` tokens; return its ``(lanes, steps)`` tokens.
 
     Lane ``i`` codes tokens ``i * steps ..`` (:func:`~.llm_schedule.lane_layout`); positions
@@ -85,14 +85,14 @@ def run_steps(schedule, mixer, count: int, lanes: int, steps: int, start_id: int
         What an inactive position holds (and what the model is fed there).
     side : EncodingSide or DecodingSide
         Writes or reads each step's symbols.
-    checkpoint : (int, callable), optional
-        The encoder's chance to give up: before step ``checkpoint[0]``, ``checkpoint[1]()`` is
-        called, and the run stops (returning None) if it returns False. It changes nothing in
-        what is coded when the run goes on, so the decoder never needs it.
+    checkpoints : dict of int to callable, optional
+        The encoder's chances to give up: before step ``t``, ``checkpoints[t]()`` is called
+        if there is one, and the run stops (returning None) if it returns False. They change
+        nothing in what is coded when the run goes on, so the decoder never needs them.
     """
     tokens = np.empty((lanes, 0), dtype=np.int64)
     for t in range(steps):
-        if checkpoint is not None and t == checkpoint[0] and not checkpoint[1]():
+        if checkpoints and t in checkpoints and not checkpoints[t]():
             return None
         tokens = grown(tokens, 1, t + 1, steps)
         active = step_active(count, lanes, steps, t)
