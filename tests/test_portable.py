@@ -330,7 +330,7 @@ def portable_frames(tmp_path_factory, tiny_models):
         frames.append(str(path))
         digests[str(path)] = hashlib.sha256(data).hexdigest()
     methods = {b.method for b in FrameReader(Path(frames[0]).read_bytes()).blocks}
-    assert {3, 7} <= methods, methods  # the defaults mix model and CM (version 3) blocks
+    assert {3, 8} <= methods, methods  # the defaults mix model and CM (version 4) blocks
     source = root / "source.bin"
     source.write_bytes(data)
     return frames, digests, source

@@ -22,7 +22,8 @@ _REGISTRY: dict[str, tuple[str, str, int]] = {
     "lzma": ("llm_codecs.codecs.lzma", "LZMACodec", 4),
     "cm-v1": ("llm_codecs.codecs.cm", "ContextMixingV1Codec", 5),
     "cm-v2": ("llm_codecs.codecs.cm", "ContextMixingV2Codec", 6),
-    "cm": ("llm_codecs.codecs.cm", "ContextMixingCodec", 7),
+    "cm-v3": ("llm_codecs.codecs.cm", "ContextMixingV3Codec", 7),
+    "cm": ("llm_codecs.codecs.cm", "ContextMixingCodec", 8),
 }
 _BY_METHOD = {method: name for name, (_, _, method) in _REGISTRY.items()}
 

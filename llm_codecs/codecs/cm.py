@@ -1,13 +1,14 @@
-"""Context mixing per block (methods 5, 6 and 7): the strongest classic fallback, written here.
+"""Context mixing per block (methods 5 to 8): the strongest classic fallback, written here.
 
 A bitwise context-mixing model (hashed contexts and a match model, mixed in the logistic
 domain) drives a binary arithmetic coder, in the spirit of the PAQ family: on logs, markup,
 tables and text in scripts the language model knows little of, it codes smaller than LZ77 and
-LZMA. Version 3 (method 7, :mod:`llm_codecs.coding._cm3_kernel`, written now) adds record,
-field, sparse and byte-class contexts, checked table lines and four mixers; versions 1 and 2
-(methods 5 and 6, :mod:`llm_codecs.coding._cm_kernel`) stay decodable and writable. The ``llm``
-codec tries it beside LZ77 and LZMA for every block. Specified in ``docs/format.md`` ("CM
-payload").
+LZMA. Version 3 (method 7, :mod:`llm_codecs.coding._cm3_kernel`) adds record, field, sparse
+and byte-class contexts, checked table lines and four mixers; version 4 (method 8, written
+now) adds a model of baseline JPEG scans (:mod:`llm_codecs.coding._jpeg_model`); versions 1
+and 2 (methods 5 and 6, :mod:`llm_codecs.coding._cm_kernel`) and 3 stay decodable and
+writable. The ``llm`` codec tries it beside LZ77 and LZMA for every block. Specified in
+``docs/format.md`` ("CM payload").
 """
 
 from __future__ import annotations
@@ -105,8 +106,10 @@ class ContextMixingV2Codec(BlockCodec):
         return data.tobytes()
 
 
-class ContextMixingCodec(ContextMixingV2Codec):
-    """Bitwise context mixing with a binary arithmetic coder (method byte 7). No parameters.
+class ContextMixingV3Codec(ContextMixingV2Codec):
+    """Version 3 of :class:`ContextMixingCodec` (method byte 7: version 4 without the JPEG
+    model), kept so that every frame written with it decodes; it can still write it. No
+    parameters.
 
     Notes
     -----
@@ -117,18 +120,44 @@ class ContextMixingCodec(ContextMixingV2Codec):
     for 64 KiB).
     """
 
-    name: ClassVar[str] = "cm"
+    name: ClassVar[str] = "cm-v3"
     method_id: ClassVar[int] = 7
+    #: Whether the JPEG model (:mod:`llm_codecs.coding._jpeg_model`) speaks: version 4.
+    jpeg: ClassVar[bool] = False
 
     @property
     def allowed_methods(self) -> frozenset[int]:
-        """This version's blocks and those of versions 2 and 1 (methods 6 and 5), which it
-        still reads."""
-        return frozenset({self.method_id, ContextMixingV2Codec.method_id,
-                          ContextMixingV1Codec.method_id})
+        """Its own blocks only."""
+        return frozenset({self.method_id})
 
     def _run(self, data, n, decode, payload, out) -> int:
-        return _cm3.run(data, n, decode, payload, out, _SQUASH, _STRETCH, _RATES_V3)
+        return _cm3.run(data, n, decode, payload, out, _SQUASH, _STRETCH, _RATES_V3, self.jpeg)
+
+
+class ContextMixingCodec(ContextMixingV3Codec):
+    """Bitwise context mixing with a binary arithmetic coder (method byte 8). No parameters.
+
+    Notes
+    -----
+    Every block starts with empty models, so blocks decode independently; the models need a
+    few KiB to learn, so very small blocks gain little. A baseline JPEG is modelled from its
+    own Huffman tables when the block holds its headers (a block size of at least the file's
+    size keeps whole photos in one block). About 500 KB/s each way on one core. Memory: the
+    context tables take 4 bytes x 18 x 2**k, with 2**k about four times the block size, at
+    least 2**10 and at most 2**20 (about 75 MiB for blocks of 256 KiB and more, 19 MiB for
+    64 KiB), and the JPEG model 2 MiB.
+    """
+
+    name: ClassVar[str] = "cm"
+    method_id: ClassVar[int] = 8
+    jpeg: ClassVar[bool] = True
+
+    @property
+    def allowed_methods(self) -> frozenset[int]:
+        """This version's blocks and those of versions 3, 2 and 1 (methods 7, 6 and 5), which
+        it still reads."""
+        return frozenset({self.method_id, ContextMixingV3Codec.method_id,
+                          ContextMixingV2Codec.method_id, ContextMixingV1Codec.method_id})
 
 
 class ContextMixingV1Codec(ContextMixingV2Codec):

@@ -1,4 +1,5 @@
-"""Version 3 of the context-mixing model (method 7): more contexts, checked lines, four mixers.
+"""Versions 3 and 4 of the context-mixing model (methods 7 and 8): more contexts, checked
+lines, four mixers, and (version 4) the JPEG model of :mod:`._jpeg_model`.
 
 The same scheme as versions 1 and 2 (:mod:`llm_codecs.coding._cm_kernel`: each byte as 8
 binary decisions, predictions mixed in the logistic domain, a 32-bit binary arithmetic coder,
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+
+from . import _jpeg_model as _jpeg
 
 #: Hashed contexts of the model (see the module docstring, in order).
 N_CONTEXTS = 18
@@ -91,11 +94,12 @@ def _interpolate(row, lo, wt):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True)
-def run(data, n, decode, payload, out, squash, stretch, rates):  # pragma: no cover - compiled
+def run(data, n, decode, payload, out, squash, stretch, rates, jpeg):  # pragma: no cover
     """Code ``n`` bytes: encode ``data`` into ``out`` (returns the bytes written, or -1 when
     they would not fit ``out``), or decode ``payload`` into ``data`` (returns how many bytes
     the decoder read, padding included: a complete stream is read exactly 3 bytes past its
-    end)."""
+    end). ``jpeg`` adds the JPEG model (:mod:`._jpeg_model`): version 4; without it, the
+    predictions are version 3's, bit for bit."""
     # Table sizes follow the block, the same function of ``n`` on both sides.
     size_bits = 0
     while (1 << size_bits) < n:
@@ -105,7 +109,14 @@ def run(data, n, decode, payload, out, squash, stretch, rates):  # pragma: no co
     apm_mask = (1 << apm_bits) - 1
     match_bits = min(MATCH_BITS, max(8, size_bits))
     nc = N_CONTEXTS
-    inputs = 1 + nc + 2
+    inputs = 1 + nc + 2 + (2 if jpeg else 0)
+    # The JPEG model's two contexts: direct tables of probabilities and counts, and 64 more
+    # weight sets for the fourth mixer while it speaks.
+    jpeg_bits = 18 if jpeg else 0
+    jpeg_tables = np.full((2, 1 << jpeg_bits), 32768 << 16, dtype=np.uint32)
+    jpeg_slots = np.zeros(2, dtype=np.int64)
+    jstate, jmax, jmin, jptr, jvalues, jsegment = _jpeg.new_state()
+    in_jpeg = False
     limits = np.full(nc, LIMIT_HIGH, dtype=np.int64)
     limits[0] = LIMIT_LOW  # order 1
     limits[1] = LIMIT_LOW  # order 2
@@ -125,7 +136,8 @@ def run(data, n, decode, payload, out, squash, stretch, rates):  # pragma: no co
     st = np.zeros(inputs, dtype=np.int64)
     # Weight sets: 256 by partial byte, 128 by match length and bit, 2048 by byte classes
     # and bit pair, 2048 by the byte before and bit.
-    weights = np.full((256 + 128 + 2048 + 2048, inputs), 1 << 13, dtype=np.int64)
+    weights = np.full((256 + 128 + 2048 + 2048 + (64 if jpeg else 0), inputs), 1 << 13,
+                      dtype=np.int64)
     selected = np.zeros(_MIXERS, dtype=np.int64)
     dots = np.zeros(_MIXERS, dtype=np.int64)
     mixed = np.zeros(_MIXERS, dtype=np.int64)
@@ -209,6 +221,8 @@ def run(data, n, decode, payload, out, squash, stretch, rates):  # pragma: no co
             bases[17] = _mix(_mix(expected, min(match_len, 15)), 210)
         else:
             bases[17] = _mix(c1, 211)
+        if jpeg:
+            in_jpeg = _jpeg.byte_start(jstate)
         c0 = 1
         node = 1
         for bit in range(8):
@@ -252,6 +266,16 @@ def run(data, n, decode, payload, out, squash, stretch, rates):  # pragma: no co
             selected[1] = 256 + (min(length, 15) if expected_bit >= 0 else 0) * 8 + bit
             selected[2] = 384 + (classes & 511) * 4 + (bit >> 1)
             selected[3] = 2432 + c1 * 8 + bit
+            if in_jpeg:
+                first, second, selector = _jpeg.contexts(jstate)
+                for q in range(2):
+                    hj = (((first if q == 0 else second) * _MULT) & 0xFFFFFFFF) >> (32 - jpeg_bits)
+                    jpeg_slots[q] = hj
+                    st[m + 2 + q] = stretch[np.int64(jpeg_tables[q, hj]) >> 20]
+                selected[3] = 4480 + selector
+            elif jpeg:
+                st[m + 2] = 0
+                st[m + 3] = 0
             total = np.int64(0)
             for q in range(_MIXERS):
                 w = weights[selected[q]]
@@ -314,11 +338,26 @@ def run(data, n, decode, payload, out, squash, stretch, rates):  # pragma: no co
             if expected_bit >= 0:
                 right = 1 if y == expected_bit else 0
                 match_right[length] += ((right << 16) - match_right[length]) >> 6
+            if in_jpeg:
+                for q in range(2):
+                    v = np.int64(jpeg_tables[q, jpeg_slots[q]])
+                    t = v >> 16
+                    c = (v >> 8) & 255
+                    t += (((y << 16) - t) * rates[min(c, LIMIT_HIGH)]) >> 16
+                    t = min(max(t, 0), 65535)
+                    if c < 255:
+                        c += 1
+                    jpeg_tables[q, jpeg_slots[q]] = (t << 16) | (c << 8)
+                _jpeg.bit_done(jstate, jmax, jmin, jptr, jvalues, y)
+                # A code that went wrong turns the model off for the rest of the byte too.
+                in_jpeg = jstate[_jpeg._IN_SCAN] == 1
             c0 = (c0 << 1) | y
             node = (node << 1) | y
         byte = c0 & 255
         if decode:
             data[i] = byte
+        if jpeg:
+            _jpeg.byte_done(jstate, jmax, jmin, jptr, jvalues, jsegment, byte)
         classes = ((classes << 3) | _byte_class(byte)) & 0x3FFFFFFF
         # Lines and fields.
         if byte == 10:

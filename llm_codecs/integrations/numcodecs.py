@@ -150,7 +150,8 @@ class LZMA(_FrameCodec):
 
 class CM(_FrameCodec):
     """Bitwise context mixing with an arithmetic coder (our own; about 500 KB/s): smaller than
-    brotli -11 and xz -9e on logs, markup, tables, binaries and text in any script.
+    brotli -11 and xz -9e on logs, markup, tables, binaries, baseline JPEGs and text in any
+    script.
 
     Parameters
     ----------

@@ -27,7 +27,8 @@ class _TextLZ77(LZ77Codec):
 def _samples() -> list[bytes]:
     prose = (GOLDEN / "prose.txt").read_bytes()
     return [b"", b"a", prose[:300], prose[:3000], bytes(range(256)) * 4,
-            (GOLDEN / "dpkg.log").read_bytes()[:2000], (GOLDEN / "program.bin").read_bytes()[:2000]]
+            (GOLDEN / "dpkg.log").read_bytes()[:2000], (GOLDEN / "program.bin").read_bytes()[:2000],
+            (GOLDEN / "picture.jpg").read_bytes()[:3000]]
 
 
 def seeds() -> dict[str, list[bytes]]:
