@@ -311,7 +311,8 @@ def _python(code: str, args: list[str], env: dict[str, str]) -> str:
 def portable_frames(tmp_path_factory, tiny_models):
     """Frames of real text made here: the embedded model with the defaults (prose blocks by
     the model, the log's by the classic fallback, context mixing: numba kernels too), tiny
-    Llama and Qwen2 with every block by the model, and the context-mixing codec alone."""
+    Llama and Qwen2 with every block by the model, and the context-mixing codec alone, on the
+    text and on a baseline JPEG."""
     root = tmp_path_factory.mktemp("portable")
     data = read_head("canterbury/alice29.txt", 7000) + read_head("loghub/HDFS_2k.log", 3000)
     frames, digests = [], {}
@@ -329,6 +330,12 @@ def portable_frames(tmp_path_factory, tiny_models):
         path.write_bytes(frame)
         frames.append(str(path))
         digests[str(path)] = hashlib.sha256(data).hexdigest()
+    # A baseline JPEG through context mixing: its JPEG model's integers too.
+    picture = (Path(__file__).parent / "data" / "golden" / "picture.jpg").read_bytes()
+    path = root / "picture.llmz"
+    path.write_bytes(llm_codecs.compress(picture, "cm"))
+    frames.append(str(path))
+    digests[str(path)] = hashlib.sha256(picture).hexdigest()
     methods = {b.method for b in FrameReader(Path(frames[0]).read_bytes()).blocks}
     assert {3, 8} <= methods, methods  # the defaults mix model and CM (version 4) blocks
     source = root / "source.bin"
