@@ -93,12 +93,13 @@ PROBE_GAIN = 0.78
 #: An earlier, cruder look, for the blocks the model is far behind on (logs, markup, tables,
 #: text in other scripts, where context mixing wins): after this many steps, the rate of
 #: steps :data:`PROBE_EARLY_WINDOW` .. :data:`PROBE_EARLY_STEPS` - 1 (a lane's context a
-#: quarter full) is extrapolated with a much lower gain. The choice files (46 blocks of
+#: quarter full) is extrapolated with a much lower gain. The choice files (47 blocks of
 #: ``valid/``, this machine's logs, XML, man pages, man-db index and CJK texts, against the
-#: classic fallback with context mixing version 3) gave the block's bits against that
-#: extrapolation 0.32-1.17; a block the model wins never needed a gain below 0.87, a block it
-#: loses is given up with 0.55 unless its ratio is near 0.56 (two blocks; the later probe
-#: gives those up). ``benchmarks/probe.py`` reports how it fares on ``bench/``.
+#: classic fallback with context mixing version 3) say at which gain each block would be
+#: given up (its bits over the extrapolation, times the fallback's size over the model's):
+#: 0.87 or more on every block the model wins, 0.17-0.56 on those it loses. 0.55 gives up all
+#: of the latter but one (the model codes it to the end, and the smaller fallback is kept).
+#: ``benchmarks/probe.py`` reports how it fares on ``bench/``.
 PROBE_EARLY_STEPS = 16
 PROBE_EARLY_WINDOW = 8
 PROBE_EARLY_GAIN = 0.55
