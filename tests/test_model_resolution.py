@@ -323,30 +323,3 @@ def test_integrations_offer_their_model_for_decoding(made, tmp_path):
     shutil.rmtree(moved)
     with pytest.raises(ModelMismatchError):
         LLM().decode(frame)
-
-
-def test_the_embedded_tokenizer_read_without_transformers_is_transformers_own(tmp_path,
-                                                                              monkeypatch):
-    import transformers
-
-    fast = loading._EmbeddedTokenizer(DEFAULT_MODEL_DIR)
-    full = transformers.AutoTokenizer.from_pretrained(str(DEFAULT_MODEL_DIR),
-                                                      local_files_only=True)
-    assert fast.backend_tokenizer.to_str() == full.backend_tokenizer.to_str()
-    assert len(fast) == len(full)
-    # The embedded model is read without transformers' tokenizer classes; a copy of its
-    # directory is read with them; both load as the same model (the hash every frame records).
-    copy = place(DEFAULT_MODEL_DIR, tmp_path / "copy")
-    calls = []
-    real = transformers.AutoTokenizer.from_pretrained
-    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained",
-                        lambda *args, **kwargs: calls.append(args) or real(*args, **kwargs))
-    loading.clear_cache()
-    try:
-        embedded = loading.load_model("default")
-        assert calls == []
-        copied = loading.load_directory(str(copy), keep=False)
-        assert len(calls) == 1
-        assert copied.identity["sha256"] == embedded.identity["sha256"]
-    finally:
-        loading.clear_cache()

@@ -220,33 +220,6 @@ def _hash_model(model, tokenizer) -> str:
     return digest.hexdigest()
 
 
-class _EmbeddedTokenizer:
-    """The embedded model's tokenizer, read by ``tokenizers`` alone.
-
-    ``transformers.AutoTokenizer`` takes about a second to import its tokenizer classes, and
-    for this tokenizer it changes nothing: its backend serializes to exactly the JSON of
-    ``tokenizer.json`` (tests/test_model_resolution.py checks that the model's hash and token
-    count are the same either way). Everything the codec reads of a tokenizer is here: the
-    backend (:class:`~.tokens.ByteTokenizer`, the hash) and the number of ids.
-    """
-
-    def __init__(self, directory: Path):
-        import tokenizers
-
-        self.backend_tokenizer = tokenizers.Tokenizer.from_file(str(directory / "tokenizer.json"))
-
-    def __len__(self) -> int:
-        return self.backend_tokenizer.get_vocab_size(with_added_tokens=True)
-
-
-def _load_tokenizer(source: str, kwargs: dict):
-    import transformers
-
-    if os.path.realpath(source) == os.path.realpath(DEFAULT_MODEL_DIR):
-        return _EmbeddedTokenizer(DEFAULT_MODEL_DIR)
-    return transformers.AutoTokenizer.from_pretrained(source, **kwargs)
-
-
 def _load(source: str, revision: str | None, device: str, dtype: str,
           local_files_only: bool, label: str) -> LoadedModel:
     import torch
@@ -257,7 +230,7 @@ def _load(source: str, revision: str | None, device: str, dtype: str,
     bars = transformers.utils.logging.is_progress_bar_enabled()
     transformers.utils.logging.disable_progress_bar()
     try:
-        tokenizer = _load_tokenizer(source, kwargs)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
         lm, info = transformers.AutoModelForCausalLM.from_pretrained(
             source, dtype=getattr(torch, dtype), attn_implementation="sdpa",
             output_loading_info=True, **kwargs
