@@ -1,7 +1,7 @@
 """How the golden frames with context-mixing blocks (method 5) were made, once. Never rerun it.
 
 They were added with the context-mixing codec, after the frames of ``make.py``,
-``make_compact.py`` and ``make_lzma.py`` (README-cm.md says when and
+``make_strings.py``, ``make_compact.py`` and ``make_lzma.py`` (README-cm.md says when and
 where). Like those it refuses to overwrite a frame: a golden frame that stops decoding is a
 broken promise to every archive made with that version.
 """

@@ -2,7 +2,7 @@
 Never rerun it.
 
 They were added with version 2 of the context-mixing codec (the column context), after the
-frames of ``make.py``, ``make_compact.py``, ``make_lzma.py`` and
+frames of ``make.py``, ``make_strings.py``, ``make_compact.py``, ``make_lzma.py`` and
 ``make_cm.py`` (whose frames are version 1, method 5, and must keep decoding); README-cm2.md
 says when and where. Like those it refuses to overwrite a frame: a golden frame that stops
 decoding is a broken promise to every archive made with that version.

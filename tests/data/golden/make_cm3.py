@@ -1,12 +1,12 @@
-"""How the golden frames with context-mixing blocks of version 3 (method 7) were made, once.
-Never rerun it.
+"""How the golden frames with context-mixing blocks of version 3 (method 7) were made, once. Never
+rerun it.
 
 They were added with version 3 of the context-mixing codec (record, field, sparse and byte-class
-contexts, checked slots, four mixers), after the frames of ``make.py``, ``make_compact.py``,
-``make_lzma.py``, ``make_cm.py`` (version 1, method 5) and ``make_cm2.py`` (version 2, method
-6), which must keep decoding; README-cm3.md says when and where. Like those it refuses to
-overwrite a frame: a golden frame that stops decoding is a broken promise to every archive made
-with that version.
+contexts, checked slots, four mixers), after the frames of ``make.py``, ``make_strings.py``,
+``make_compact.py``, ``make_lzma.py``, ``make_cm.py`` (version 1, method 5) and ``make_cm2.py``
+(version 2, method 6), which must keep decoding; README-cm3.md says when and where. Like those it
+refuses to overwrite a frame: a golden frame that stops decoding is a broken promise to every
+archive made with that version.
 """
 
 import sys

@@ -1,15 +1,15 @@
-"""How the golden frames with context-mixing blocks of version 4 (method 8) were made, once.
-Never rerun it.
+"""How the golden frames with context-mixing blocks of version 4 (method 8) were made, once. Never
+rerun it.
 
-They were added with version 4 of the context-mixing codec (version 3 plus a model of baseline
-JPEG scans), after the frames of ``make.py``, ``make_compact.py``, ``make_lzma.py`` and
-``make_cm.py`` .. ``make_cm3.py`` (versions 1 to 3, methods 5 to 7), which must keep decoding;
+They were added with version 4 of the context-mixing codec (version 3 plus a model of baseline JPEG
+scans), after the frames of ``make.py``, ``make_strings.py``, ``make_compact.py``, ``make_lzma.py``
+and ``make_cm.py`` .. ``make_cm3.py`` (versions 1 to 3, methods 5 to 7), which must keep decoding;
 README-cm4.md says when and where. ``picture.jpg`` is a baseline JPEG made by
-``tests/jpeg_maker.py`` (``encode(picture(128, 192, 1))``) and ``log-then-picture.bin`` the
-first 4,000 bytes of ``dpkg.log`` then ``picture.jpg`` (a text frame of the ``llm`` codec whose
-second block is the JPEG's start), both committed with them. Like the other
-recipes it refuses to overwrite a frame: a golden frame that stops decoding is a broken promise
-to every archive made with that version.
+``tests/jpeg_maker.py`` (``encode(picture(128, 192, 1))``) and ``log-then-picture.bin`` the first
+4,000 bytes of ``dpkg.log`` then ``picture.jpg`` (a text frame of the ``llm`` codec whose second
+block is the JPEG's start), both committed with them. Like the other recipes it refuses to
+overwrite a frame: a golden frame that stops decoding is a broken promise to every archive made
+with that version.
 """
 
 import sys

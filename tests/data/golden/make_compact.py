@@ -1,6 +1,6 @@
 """How the golden compact frames (format version 3) were made, once. Never rerun it.
 
-They were added with compact frames, after the frames of ``make.py``
+They were added with compact frames, after the frames of ``make.py`` and ``make_strings.py``
 (README-compact.md says when and where). Like those it refuses to overwrite a frame: a golden
 frame that stops decoding is a broken promise to every archive made with that version.
 """

@@ -1,7 +1,7 @@
 """How the golden frames with LZMA blocks (method 4) were made, once. Never rerun it.
 
-They were added with the LZMA fallback, after the frames of ``make.py`` and
-``make_compact.py`` (README-lzma.md says when and where). Like those it refuses to overwrite
+They were added with the LZMA fallback, after the frames of ``make.py``, ``make_strings.py``
+and ``make_compact.py`` (README-lzma.md says when and where). Like those it refuses to overwrite
 a frame: a golden frame that stops decoding is a broken promise to every archive made with that
 version.
 """
