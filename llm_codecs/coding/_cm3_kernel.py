@@ -31,6 +31,7 @@ import numba as nb
 import numpy as np
 
 from . import _jpeg_model as _jpeg
+from ._cm_kernel import coder_bit, coder_finish, coder_start
 
 #: Hashed contexts of the model (see the module docstring, in order).
 N_CONTEXTS = 18
@@ -169,14 +170,7 @@ def run(data, n, decode, payload, out, squash, stretch, rates, jpeg):  # pragma:
     field_starts = np.zeros(64, dtype=np.int64)
     prev_field_starts = np.zeros(64, dtype=np.int64)
     prev_fields = 0
-    x1 = np.int64(0)
-    x2 = np.int64(0xFFFFFFFF)
-    x = np.int64(0)
-    pos = 0
-    if decode:
-        for _ in range(4):
-            x = (x << 8) | (payload[pos] if pos < payload.shape[0] else 0)
-            pos += 1
+    x1, x2, x, pos = coder_start(decode, payload)
     for i in range(n):
         c1 = np.int64(data[i - 1]) if i > 0 else np.int64(0)
         c2 = np.int64(data[i - 2]) if i > 1 else np.int64(0)
@@ -297,26 +291,13 @@ def run(data, n, decode, payload, out, squash, stretch, rates, jpeg):  # pragma:
             row2 = apm2[(((expected_bit + 1) * 64 + min(length, 15) * 4) * 256 + c0) & apm_mask]
             p = min(max((2 * p + 3 * _interpolate(row1, lo, wt)
                          + 3 * _interpolate(row2, lo, wt)) >> 3, 1), 4095)
-            # The binary arithmetic coder: P(bit = 1) = p / 4096.
-            xmid = x1 + ((x2 - x1) >> 12) * p
-            y = (1 if x <= xmid else 0) if decode else (np.int64(data[i]) >> (7 - bit)) & 1
-            if y:
-                x2 = xmid
-            else:
-                x1 = xmid + 1
-            while ((x1 ^ x2) & 0xFF000000) == 0:
-                if decode:
-                    if pos > payload.shape[0] + 3:
-                        return pos  # read past any complete stream: damaged, stop now
-                    x = ((x << 8) & 0xFFFFFFFF) | (payload[pos] if pos < payload.shape[0] else 0)
-                    pos += 1
-                else:
-                    if pos >= out.shape[0]:
-                        return -1  # longer than the room given: the caller stores the block
-                    out[pos] = x2 >> 24
-                    pos += 1
-                x1 = (x1 << 8) & 0xFFFFFFFF
-                x2 = ((x2 << 8) & 0xFFFFFFFF) | 255
+            # The binary arithmetic coder (shared with versions 1 and 2): P(bit = 1) = p / 4096.
+            x1, x2, x, pos, y = coder_bit(x1, x2, x, pos, p, (np.int64(data[i]) >> (7 - bit)) & 1,
+                                          decode, payload, out)
+            if y < 0:
+                # Read past any complete stream (damaged: stop now), or longer than the room
+                # given (the caller stores the block).
+                return pos if decode else -1
             # Learn: the maps, the mixers, then every model.
             row1[near] += ((y << 16) - row1[near]) >> 6
             row2[near] += ((y << 16) - row2[near]) >> 6
@@ -417,10 +398,4 @@ def run(data, n, decode, payload, out, squash, stretch, rates, jpeg):  # pragma:
                 match_ptr = last_seen[h]
                 match_len = 1
             last_seen[h] = i + 1
-    if not decode:
-        # Flush: one byte that, followed by any bytes, decodes inside [x1, x2].
-        if pos >= out.shape[0]:
-            return -1
-        out[pos] = ((x1 + 0xFFFFFF) >> 24) & 255
-        pos += 1
-    return pos
+    return coder_finish(x1, pos, decode, out)

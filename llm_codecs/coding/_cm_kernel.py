@@ -75,6 +75,63 @@ def stretch_table(squash: np.ndarray) -> np.ndarray:
     return out
 
 
+# The binary arithmetic coder of every version, in one place. Its state is four integers: the
+# interval ``x1 .. x2``, the decoder's window ``x`` and the payload position ``pos``.
+
+
+@nb.njit(cache=True, nogil=True)
+def coder_start(decode, payload):  # pragma: no cover - compiled
+    """``(x1, x2, x, pos)`` of an empty interval; a decoder reads its first 4 bytes (zeros
+    past the end)."""
+    x = np.int64(0)
+    pos = 0
+    if decode:
+        for _ in range(4):
+            x = (x << 8) | (payload[pos] if pos < payload.shape[0] else 0)
+            pos += 1
+    return np.int64(0), np.int64(0xFFFFFFFF), x, pos
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def coder_bit(x1, x2, x, pos, p, bit, decode, payload, out):  # pragma: no cover - compiled
+    """Code one decision of probability ``p / 4096`` of a 1: the encoder's ``bit``, or the bit
+    the decoder reads. Returns the new ``(x1, x2, x, pos)`` and the bit, which is -1 when the
+    decoder has read past any complete stream (damaged: stop) or the encoder's output would
+    not fit ``out``."""
+    xmid = x1 + ((x2 - x1) >> 12) * p
+    y = (1 if x <= xmid else 0) if decode else bit
+    if y:
+        x2 = xmid
+    else:
+        x1 = xmid + 1
+    while ((x1 ^ x2) & 0xFF000000) == 0:
+        if decode:
+            if pos > payload.shape[0] + 3:
+                return x1, x2, x, pos, -1
+            x = ((x << 8) & 0xFFFFFFFF) | (payload[pos] if pos < payload.shape[0] else 0)
+            pos += 1
+        else:
+            if pos >= out.shape[0]:
+                return x1, x2, x, pos, -1
+            out[pos] = x2 >> 24
+            pos += 1
+        x1 = (x1 << 8) & 0xFFFFFFFF
+        x2 = ((x2 << 8) & 0xFFFFFFFF) | 255
+    return x1, x2, x, pos, y
+
+
+@nb.njit(cache=True, nogil=True)
+def coder_finish(x1, pos, decode, out):  # pragma: no cover - compiled
+    """The encoder's last byte (one that, followed by any bytes, decodes inside the interval):
+    the payload's length, or -1 if it does not fit. The decoder: the bytes it read."""
+    if decode:
+        return pos
+    if pos >= out.shape[0]:
+        return -1
+    out[pos] = ((x1 + 0xFFFFFF) >> 24) & 255
+    return pos + 1
+
+
 @nb.njit(cache=True, nogil=True, inline="always")
 def _context_hash(data, i, order):  # pragma: no cover - compiled
     h = order + 1
@@ -121,14 +178,7 @@ def run(data, n, decode, payload, out, squash, stretch, rates, orders):  # pragm
     word = np.int64(0)
     line_start = 0
     prev_start = 0
-    x1 = np.int64(0)
-    x2 = np.int64(0xFFFFFFFF)
-    x = np.int64(0)
-    pos = 0
-    if decode:
-        for _ in range(4):
-            x = (x << 8) | (payload[pos] if pos < payload.shape[0] else 0)
-            pos += 1
+    x1, x2, x, pos = coder_start(decode, payload)
     for i in range(n):
         for k in range(n_orders):
             if orders[k] == 0:
@@ -189,26 +239,12 @@ def run(data, n, decode, payload, out, squash, stretch, rates, orders):  # pragm
             near = min(lo + (wt >> 6), 32)
             p = min(max((p + 3 * pa) >> 2, 1), 4095)
             # The binary arithmetic coder: P(bit = 1) = p / 4096.
-            xmid = x1 + ((x2 - x1) >> 12) * p
-            # The decoder reads the bit from the stream; the encoder knows it.
-            y = (1 if x <= xmid else 0) if decode else (np.int64(data[i]) >> (7 - bit)) & 1
-            if y:
-                x2 = xmid
-            else:
-                x1 = xmid + 1
-            while ((x1 ^ x2) & 0xFF000000) == 0:
-                if decode:
-                    if pos > payload.shape[0] + 3:
-                        return pos  # read past any complete stream: damaged, stop now
-                    x = ((x << 8) & 0xFFFFFFFF) | (payload[pos] if pos < payload.shape[0] else 0)
-                    pos += 1
-                else:
-                    if pos >= out.shape[0]:
-                        return -1  # longer than the room given: the caller stores the block
-                    out[pos] = x2 >> 24
-                    pos += 1
-                x1 = (x1 << 8) & 0xFFFFFFFF
-                x2 = ((x2 << 8) & 0xFFFFFFFF) | 255
+            x1, x2, x, pos, y = coder_bit(x1, x2, x, pos, p, (np.int64(data[i]) >> (7 - bit)) & 1,
+                                          decode, payload, out)
+            if y < 0:
+                # Read past any complete stream (damaged: stop now), or longer than the room
+                # given (the caller stores the block).
+                return pos if decode else -1
             # Learn: the mixer towards the coded bit, then every model.
             row[near] += ((y << 16) - row[near]) >> 6
             err = ((y << 12) - p1)
@@ -254,10 +290,4 @@ def run(data, n, decode, payload, out, squash, stretch, rates, orders):  # pragm
                 match_ptr = last_seen[h]
                 match_len = 1
             last_seen[h] = i + 1
-    if not decode:
-        # Flush: one byte that, followed by any bytes, decodes inside [x1, x2].
-        if pos >= out.shape[0]:
-            return -1
-        out[pos] = ((x1 + 0xFFFFFF) >> 24) & 255
-        pos += 1
-    return pos
+    return coder_finish(x1, pos, decode, out)
