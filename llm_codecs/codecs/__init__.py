@@ -23,7 +23,8 @@ _REGISTRY: dict[str, tuple[str, str, int]] = {
     "cm-v1": ("llm_codecs.codecs.cm", "ContextMixingV1Codec", 5),
     "cm-v2": ("llm_codecs.codecs.cm", "ContextMixingV2Codec", 6),
     "cm-v3": ("llm_codecs.codecs.cm", "ContextMixingV3Codec", 7),
-    "cm": ("llm_codecs.codecs.cm", "ContextMixingCodec", 8),
+    "cm-v4": ("llm_codecs.codecs.cm", "ContextMixingV4Codec", 8),
+    "cm": ("llm_codecs.codecs.cm", "ContextMixingCodec", 9),
 }
 _BY_METHOD = {method: name for name, (_, _, method) in _REGISTRY.items()}
 

@@ -1,14 +1,15 @@
-"""Context mixing per block (methods 5 to 8): the strongest classic fallback, written here.
+"""Context mixing per block (methods 5 to 9): the strongest classic fallback, written here.
 
 A bitwise context-mixing model (hashed contexts and a match model, mixed in the logistic
 domain) drives a binary arithmetic coder, in the spirit of the PAQ family: on logs, markup,
 tables and text in scripts the language model knows little of, it codes smaller than LZ77 and
 LZMA. Version 3 (method 7, :mod:`llm_codecs.coding._cm3_kernel`) adds record, field, sparse
-and byte-class contexts, checked table lines and four mixers; version 4 (method 8, written
-now) adds a model of baseline JPEG scans (:mod:`llm_codecs.coding._jpeg_model`); versions 1
-and 2 (methods 5 and 6, :mod:`llm_codecs.coding._cm_kernel`) and 3 stay decodable and
-writable. The ``llm`` codec tries it beside LZ77 and LZMA for every block. Specified in
-``docs/format.md`` ("CM payload").
+and byte-class contexts, checked table lines and four mixers; version 4 (method 8) adds a model
+of baseline JPEG scans (:mod:`llm_codecs.coding._jpeg_model`); version 5 (method 9, written
+now) a model of deflate streams (:mod:`llm_codecs.coding._deflate_model`: zlib streams as in
+PDFs and PNGs, gzip members, zip entries); versions 1 and 2 (methods 5 and 6,
+:mod:`llm_codecs.coding._cm_kernel`), 3 and 4 stay decodable and writable. The ``llm`` codec
+tries it beside LZ77 and LZMA for every block. Specified in ``docs/format.md`` ("CM payload").
 """
 
 from __future__ import annotations
@@ -122,8 +123,10 @@ class ContextMixingV3Codec(ContextMixingV2Codec):
 
     name: ClassVar[str] = "cm-v3"
     method_id: ClassVar[int] = 7
-    #: Whether the JPEG model (:mod:`llm_codecs.coding._jpeg_model`) speaks: version 4.
+    #: Whether the JPEG model (:mod:`llm_codecs.coding._jpeg_model`) speaks: version 4 on.
     jpeg: ClassVar[bool] = False
+    #: Whether the deflate model (:mod:`llm_codecs.coding._deflate_model`) speaks: version 5.
+    deflate: ClassVar[bool] = False
 
     @property
     def allowed_methods(self) -> frozenset[int]:
@@ -131,33 +134,47 @@ class ContextMixingV3Codec(ContextMixingV2Codec):
         return frozenset({self.method_id})
 
     def _run(self, data, n, decode, payload, out) -> int:
-        return _cm3.run(data, n, decode, payload, out, _SQUASH, _STRETCH, _RATES_V3, self.jpeg)
+        return _cm3.run(data, n, decode, payload, out, _SQUASH, _STRETCH, _RATES_V3, self.jpeg,
+                        self.deflate)
+
+
+class ContextMixingV4Codec(ContextMixingV3Codec):
+    """Version 4 of :class:`ContextMixingCodec` (method byte 8: version 5 without the deflate
+    model), kept so that every frame written with it decodes; it can still write it. No
+    parameters."""
+
+    name: ClassVar[str] = "cm-v4"
+    method_id: ClassVar[int] = 8
+    jpeg: ClassVar[bool] = True
 
 
 class ContextMixingCodec(ContextMixingV3Codec):
-    """Bitwise context mixing with a binary arithmetic coder (method byte 8). No parameters.
+    """Bitwise context mixing with a binary arithmetic coder (method byte 9). No parameters.
 
     Notes
     -----
     Every block starts with empty models, so blocks decode independently; the models need a
     few KiB to learn, so very small blocks gain little. A baseline JPEG is modelled from its
     own Huffman tables when the block holds its headers (a block size of at least the file's
-    size keeps whole photos in one block). About 500 KB/s each way on one core. Memory: the
-    context tables take 4 bytes x 18 x 2**k, with 2**k about four times the block size, at
-    least 2**10 and at most 2**20 (about 75 MiB for blocks of 256 KiB and more, 19 MiB for
-    64 KiB), and the JPEG model 2 MiB.
+    size keeps whole photos in one block); so is a zlib stream (PDF streams, for instance),
+    from its own block headers, when the block holds the stream's start. About 500 KB/s each
+    way on one core. Memory: the context tables take 4 bytes x 18 x 2**k, with 2**k about four
+    times the block size, at least 2**10 and at most 2**20 (about 75 MiB for blocks of 256 KiB
+    and more, 19 MiB for 64 KiB), the JPEG model 2 MiB and the deflate model 3 MiB.
     """
 
     name: ClassVar[str] = "cm"
-    method_id: ClassVar[int] = 8
+    method_id: ClassVar[int] = 9
     jpeg: ClassVar[bool] = True
+    deflate: ClassVar[bool] = True
 
     @property
     def allowed_methods(self) -> frozenset[int]:
-        """This version's blocks and those of versions 3, 2 and 1 (methods 7, 6 and 5), which
+        """This version's blocks and those of versions 4, 3, 2 and 1 (methods 8 to 5), which
         it still reads."""
-        return frozenset({self.method_id, ContextMixingV3Codec.method_id,
-                          ContextMixingV2Codec.method_id, ContextMixingV1Codec.method_id})
+        return frozenset({self.method_id, ContextMixingV4Codec.method_id,
+                          ContextMixingV3Codec.method_id, ContextMixingV2Codec.method_id,
+                          ContextMixingV1Codec.method_id})
 
 
 class ContextMixingV1Codec(ContextMixingV2Codec):

@@ -1,5 +1,6 @@
-"""Versions 3 and 4 of the context-mixing model (methods 7 and 8): more contexts, checked
-lines, four mixers, and (version 4) the JPEG model of :mod:`._jpeg_model`.
+"""Versions 3, 4 and 5 of the context-mixing model (methods 7, 8 and 9): more contexts, checked
+lines, four mixers, the JPEG model of :mod:`._jpeg_model` (version 4 on) and the deflate model
+of :mod:`._deflate_model` (version 5).
 
 The same scheme as versions 1 and 2 (:mod:`llm_codecs.coding._cm_kernel`: each byte as 8
 binary decisions, predictions mixed in the logistic domain, a 32-bit binary arithmetic coder,
@@ -23,6 +24,10 @@ integers only, one function for both directions), with what validation showed pa
 - four mixers, their weights chosen by the partial byte, the match state, the byte classes
   and the byte before, averaged in the logistic domain;
 - two adaptive probability maps (by the byte before, by the match state) refine the mix.
+
+Version 5 codes the bytes of a zlib stream with their bits in the stream's order (least
+significant first), so that the deflate model can follow its codes bit by bit; elsewhere it
+predicts what version 4 does, bit for bit, as version 4 does version 3's outside JPEG scans.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from . import _deflate_model as _defl
 from . import _jpeg_model as _jpeg
 from ._cm_kernel import coder_bit, coder_finish, coder_start
 
@@ -46,6 +52,7 @@ LIMIT_LOW = 60
 LIMIT_HIGH = 30
 #: Record lengths the record model can detect, at most.
 MAX_RECORD = 4096
+LIMIT_DEFLATE = 4
 _MIXERS = 4
 _MULT = 0x2545F491  # below 2**30: every product of a 32-bit hash with it fits in int64
 
@@ -95,12 +102,13 @@ def _interpolate(row, lo, wt):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True)
-def run(data, n, decode, payload, out, squash, stretch, rates, jpeg):  # pragma: no cover
+def run(data, n, decode, payload, out, squash, stretch, rates, jpeg, deflate):  # pragma: no cover
     """Code ``n`` bytes: encode ``data`` into ``out`` (returns the bytes written, or -1 when
     they would not fit ``out``), or decode ``payload`` into ``data`` (returns how many bytes
     the decoder read, padding included: a complete stream is read exactly 3 bytes past its
     end). ``jpeg`` adds the JPEG model (:mod:`._jpeg_model`): version 4; without it, the
-    predictions are version 3's, bit for bit."""
+    predictions are version 3's, bit for bit. ``deflate`` (with ``jpeg``) adds the deflate
+    model (:mod:`._deflate_model`): version 5."""
     # Table sizes follow the block, the same function of ``n`` on both sides.
     size_bits = 0
     while (1 << size_bits) < n:
@@ -110,7 +118,8 @@ def run(data, n, decode, payload, out, squash, stretch, rates, jpeg):  # pragma:
     apm_mask = (1 << apm_bits) - 1
     match_bits = min(MATCH_BITS, max(8, size_bits))
     nc = N_CONTEXTS
-    inputs = 1 + nc + 2 + (2 if jpeg else 0)
+    inputs = 1 + nc + 2 + (2 if jpeg else 0) + (3 if deflate else 0)
+    deflate_input = 1 + nc + 2 + (2 if jpeg else 0)
     # The JPEG model's two contexts: direct tables of probabilities and counts, and 64 more
     # weight sets for the fourth mixer while it speaks.
     jpeg_bits = 18 if jpeg else 0
@@ -118,6 +127,19 @@ def run(data, n, decode, payload, out, squash, stretch, rates, jpeg):  # pragma:
     jpeg_slots = np.zeros(2, dtype=np.int64)
     jstate, jmax, jmin, jptr, jvalues, jsegment = _jpeg.new_state()
     in_jpeg = False
+    # The deflate model's three contexts (direct tables like the JPEG model's), and 64 more
+    # weight sets for the fourth mixer while it speaks.
+    deflate_bits = 18 if deflate else 0
+    deflate_tables = np.full((3, 1 << deflate_bits), 32768 << 16, dtype=np.uint32)
+    deflate_slots = np.zeros(3, dtype=np.int64)
+    deflate_weights = 4480 + (64 if jpeg else 0)
+    dstate, dlens, dcounts, dsymbols, dwindow = _defl.new_state()
+    in_deflate = False
+    reverse = False
+    reversed_bits = np.zeros(256, dtype=np.int64)
+    for b in range(256):
+        for j in range(8):
+            reversed_bits[b] |= ((b >> j) & 1) << (7 - j)
     limits = np.full(nc, LIMIT_HIGH, dtype=np.int64)
     limits[0] = LIMIT_LOW  # order 1
     limits[1] = LIMIT_LOW  # order 2
@@ -137,8 +159,8 @@ def run(data, n, decode, payload, out, squash, stretch, rates, jpeg):  # pragma:
     st = np.zeros(inputs, dtype=np.int64)
     # Weight sets: 256 by partial byte, 128 by match length and bit, 2048 by byte classes
     # and bit pair, 2048 by the byte before and bit.
-    weights = np.full((256 + 128 + 2048 + 2048 + (64 if jpeg else 0), inputs), 1 << 13,
-                      dtype=np.int64)
+    weights = np.full((256 + 128 + 2048 + 2048 + (64 if jpeg else 0) + (64 if deflate else 0),
+                       inputs), 1 << 13, dtype=np.int64)
     selected = np.zeros(_MIXERS, dtype=np.int64)
     dots = np.zeros(_MIXERS, dtype=np.int64)
     mixed = np.zeros(_MIXERS, dtype=np.int64)
@@ -175,7 +197,14 @@ def run(data, n, decode, payload, out, squash, stretch, rates, jpeg):  # pragma:
         c1 = np.int64(data[i - 1]) if i > 0 else np.int64(0)
         c2 = np.int64(data[i - 2]) if i > 1 else np.int64(0)
         c3 = np.int64(data[i - 3]) if i > 2 else np.int64(0)
+        if deflate:
+            if jstate[_jpeg._IN_SCAN] == 1:
+                _defl.stop(dstate)  # a JPEG scan is coded in the JPEG model's bit order
+            in_deflate = _defl.byte_start(dstate)
+            reverse = in_deflate
         expected = np.int64(data[match_ptr]) | 256 if match_len > 0 else np.int64(0)
+        if reverse and match_len > 0:
+            expected = reversed_bits[data[match_ptr]] | 256
         # The contexts of this byte, each a 32-bit hash with its own salt.
         h = np.int64(0)
         k = 0
@@ -270,6 +299,17 @@ def run(data, n, decode, payload, out, squash, stretch, rates, jpeg):  # pragma:
             elif jpeg:
                 st[m + 2] = 0
                 st[m + 3] = 0
+            if in_deflate:
+                f1, f2, f3, selector = _defl.contexts(dstate, dwindow)
+                for q in range(3):
+                    hd = (((f1 if q == 0 else (f2 if q == 1 else f3)) * _MULT) & 0xFFFFFFFF
+                          ) >> (32 - deflate_bits)
+                    deflate_slots[q] = hd
+                    st[deflate_input + q] = stretch[np.int64(deflate_tables[q, hd]) >> 20]
+                selected[3] = deflate_weights + selector
+            elif deflate:
+                for q in range(3):
+                    st[deflate_input + q] = 0
             total = np.int64(0)
             for q in range(_MIXERS):
                 w = weights[selected[q]]
@@ -292,7 +332,8 @@ def run(data, n, decode, payload, out, squash, stretch, rates, jpeg):  # pragma:
             p = min(max((2 * p + 3 * _interpolate(row1, lo, wt)
                          + 3 * _interpolate(row2, lo, wt)) >> 3, 1), 4095)
             # The binary arithmetic coder (shared with versions 1 and 2): P(bit = 1) = p / 4096.
-            x1, x2, x, pos, y = coder_bit(x1, x2, x, pos, p, (np.int64(data[i]) >> (7 - bit)) & 1,
+            shift = bit if reverse else 7 - bit
+            x1, x2, x, pos, y = coder_bit(x1, x2, x, pos, p, (np.int64(data[i]) >> shift) & 1,
                                           decode, payload, out)
             if y < 0:
                 # Read past any complete stream (damaged: stop now), or longer than the room
@@ -332,13 +373,29 @@ def run(data, n, decode, payload, out, squash, stretch, rates, jpeg):  # pragma:
                 _jpeg.bit_done(jstate, jmax, jmin, jptr, jvalues, y)
                 # A code that went wrong turns the model off for the rest of the byte too.
                 in_jpeg = jstate[_jpeg._IN_SCAN] == 1
+            if in_deflate:
+                for q in range(3):
+                    v = np.int64(deflate_tables[q, deflate_slots[q]])
+                    t = v >> 16
+                    c = (v >> 8) & 255
+                    t += (((y << 16) - t) * rates[min(c, LIMIT_DEFLATE)]) >> 16
+                    t = min(max(t, 0), 65535)
+                    if c < 255:
+                        c += 1
+                    deflate_tables[q, deflate_slots[q]] = (t << 16) | (c << 8)
+                _defl.bit_done(dstate, dlens, dcounts, dsymbols, dwindow, y)
+                in_deflate = _defl.byte_start(dstate)  # the rest of the byte, if it ended
             c0 = (c0 << 1) | y
             node = (node << 1) | y
         byte = c0 & 255
+        if reverse:
+            byte = reversed_bits[byte]
         if decode:
             data[i] = byte
         if jpeg:
             _jpeg.byte_done(jstate, jmax, jmin, jptr, jvalues, jsegment, byte)
+        if deflate:
+            _defl.byte_done(dstate, byte)
         classes = ((classes << 3) | _byte_class(byte)) & 0x3FFFFFFF
         # Lines and fields.
         if byte == 10:
