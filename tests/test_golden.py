@@ -33,9 +33,10 @@ def test_every_kind_of_golden_frame_is_there():
     assert any(not r.blocks for r in compact) and any(r.layout for r in compact)
     methods = {(FrameReader((GOLDEN / n).read_bytes()).header.codec, b.method) for n in FRAMES
                for b in FrameReader((GOLDEN / n).read_bytes()).blocks}
-    # Context mixing: versions 1 to 4 (methods 5 to 8) all decode.
+    # Context mixing: versions 1 to 5 (methods 5 to 9) all decode.
     assert {("lzma", 4), ("llm", 3), ("llm", 4), ("cm", 5), ("llm", 5), ("cm", 6),
-            ("llm", 6), ("cm", 7), ("llm", 7), ("cm", 8), ("llm", 8)} <= methods
+            ("llm", 6), ("cm", 7), ("llm", 7), ("cm", 8), ("llm", 8), ("cm", 9),
+            ("llm", 9)} <= methods
 
 
 @pytest.mark.parametrize("name", [n for n in FRAMES if not n.startswith("legacy-native")])
