@@ -336,8 +336,14 @@ def portable_frames(tmp_path_factory, tiny_models):
     path.write_bytes(llm_codecs.compress(picture, "cm"))
     frames.append(str(path))
     digests[str(path)] = hashlib.sha256(picture).hexdigest()
+    # Deflate streams through context mixing: its deflate model's integers too.
+    streams = (Path(__file__).parent / "data" / "golden" / "streams.bin").read_bytes()
+    path = root / "streams.llmz"
+    path.write_bytes(llm_codecs.compress(streams, "cm"))
+    frames.append(str(path))
+    digests[str(path)] = hashlib.sha256(streams).hexdigest()
     methods = {b.method for b in FrameReader(Path(frames[0]).read_bytes()).blocks}
-    assert {3, 8} <= methods, methods  # the defaults mix model and CM (version 4) blocks
+    assert {3, 9} <= methods, methods  # the defaults mix model and CM (version 5) blocks
     source = root / "source.bin"
     source.write_bytes(data)
     return frames, digests, source

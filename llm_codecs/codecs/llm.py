@@ -42,7 +42,7 @@ _CONTROL = np.zeros(256, dtype=bool)
 _CONTROL[[*range(0, 9), 11, 12, *range(14, 32), 127]] = True
 _ESCAPED = re.compile("[\udc80-\udcff]")
 #: Methods of the classic fallback: LZ77 (levels 9 and 5), LZMA2 (liblzma), context mixing
-#: (version 4 written, versions 1 to 3 still read).
+#: (version 5 written, versions 1 to 4 still read).
 _FALLBACK_METHODS = frozenset({2, 4, 5, 6, 7, 8, 9})
 _STEPS = ("auto", "lean", "transformers")
 _NUMERICS = ("auto", "portable", "native")

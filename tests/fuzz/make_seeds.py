@@ -28,7 +28,7 @@ def _samples() -> list[bytes]:
     prose = (GOLDEN / "prose.txt").read_bytes()
     return [b"", b"a", prose[:300], prose[:3000], bytes(range(256)) * 4,
             (GOLDEN / "dpkg.log").read_bytes()[:2000], (GOLDEN / "program.bin").read_bytes()[:2000],
-            (GOLDEN / "picture.jpg").read_bytes()[:3000]]
+            (GOLDEN / "picture.jpg").read_bytes()[:3000], (GOLDEN / "streams.bin").read_bytes()]
 
 
 def seeds() -> dict[str, list[bytes]]:

@@ -65,7 +65,7 @@ def lzma_block(data: bytes) -> None:
 
 
 def cm_block(data: bytes) -> None:
-    """A context-mixing payload of the current version (method 8), the first two bytes choosing
+    """A context-mixing payload of the current version (method 9), the first two bytes choosing
     the declared size."""
     _block("cm", data)
 

@@ -2,16 +2,16 @@
 rerun it.
 
 They were added with version 5 of the context-mixing codec (version 4 plus a model of deflate
-streams), after the frames of ``make.py``, ``make_strings.py``, ``make_compact.py``, ``make_lzma.py``
-and ``make_cm.py`` .. ``make_cm4.py`` (versions 1 to 4, methods 5 to 8), which must keep decoding;
-README-cm5.md says when and where. ``streams.bin`` holds deflate streams of the three kinds the
-model follows (a zlib stream in a PDF-like object, a gzip member, a zip entry), made from
-``dpkg.log`` by this script's ``streams()`` with this machine's zlib, and
-``log-then-streams.bin`` the first 4,000 bytes of ``dpkg.log`` then ``streams.bin`` (a text frame
-of the ``llm`` codec whose second block holds the zlib stream's start); both are committed with
-the frames, so no later zlib is needed to read them. Like the other recipes it refuses to
-overwrite a frame: a golden frame that stops decoding is a broken promise to every archive made
-with that version.
+streams), after the frames of ``make.py``, ``make_strings.py``, ``make_compact.py``,
+``make_lzma.py`` and ``make_cm.py`` .. ``make_cm4.py`` (versions 1 to 4, methods 5 to 8), which
+must keep decoding; README-cm5.md says when and where. ``streams.bin`` holds deflate streams of the
+three kinds the model follows (a zlib stream in a PDF-like object, a gzip member, a zip entry),
+made from ``dpkg.log`` by this script's ``streams()`` with this machine's zlib, and ``log-then-
+streams.bin`` the first 4,000 bytes of ``dpkg.log`` then ``streams.bin`` (a text frame of the
+``llm`` codec whose second block holds the zlib stream's start); both are committed with the
+frames, so no later zlib is needed to read them. Like the other recipes it refuses to overwrite a
+frame: a golden frame that stops decoding is a broken promise to every archive made with that
+version.
 """
 
 import gzip
