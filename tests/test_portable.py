@@ -26,7 +26,8 @@ from .tiny_models import random_llama_family
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from llm_codecs.portable import ENGINE, arith, integer_step  # noqa: E402
+from llm_codecs.portable import ENGINE, arith, cpu_prefill, integer_step  # noqa: E402
+from llm_codecs.portable.cpu_prefill import CpuIntegerPrefill  # noqa: E402
 from llm_codecs.portable.cpu_step import CpuIntegerStep  # noqa: E402
 from llm_codecs.portable.step import IntegerLlamaStep, sigmoid_table  # noqa: E402
 from llm_codecs.portable.weights import integer_model, portable_support  # noqa: E402
@@ -135,6 +136,48 @@ def test_a_lane_does_not_depend_on_the_others():
     together = _run(CpuIntegerStep(weights, 5, 4, positions=12), ids, 4)
     alone = _run(CpuIntegerStep(weights, 1, 4, positions=12), ids[3:4], 4)
     assert torch.equal(together[3:4], alone)
+
+
+def _prefill(prefill, ids, chunk):
+    """Every position's logits, ``chunk`` per call, the last call padded."""
+    steps = ids.shape[1]
+    padded = np.pad(ids.numpy(), ((0, 0), (0, -steps % chunk)), mode="edge")
+    out = [prefill.run(np.ascontiguousarray(padded[:, first : first + chunk]), first)
+           for first in range(0, padded.shape[1], chunk)]
+    return torch.from_numpy(np.concatenate(out)[:steps].transpose(1, 0, 2).copy())
+
+
+@pytest.mark.parametrize(("family", "kv_heads"), [("llama", 4), ("llama", 2), ("qwen2", 1),
+                                                  ("qwen3", 2)])
+@pytest.mark.parametrize(("window", "chunk"), [(8, 16), (20, 4), (64, 16)])
+def test_the_encoder_prefill_computes_the_step_by_step_values(family, kv_heads, window, chunk,
+                                                              monkeypatch):
+    # Many positions per call (lanes in two groups, a window shorter and longer than a call,
+    # the history moved along, a last call past the end): the same integers as position by
+    # position, which is what makes the encoder's frames the decoder's.
+    monkeypatch.setattr(cpu_prefill, "GROUP_ROWS", 8 * chunk)
+    model = random_llama_family(family, kv_heads)
+    ids = torch.randint(0, 97, (13, 45), generator=torch.Generator().manual_seed(2))
+    weights = integer_model(model)
+    stepped = _run(CpuIntegerStep(weights, 13, window, positions=45), ids, window)
+    prefill = CpuIntegerPrefill(weights, 13, window, chunk)
+    assert prefill.group == 8
+    assert torch.equal(_prefill(prefill, ids, chunk), stepped)
+    with pytest.raises(ValueError, match="expected"):  # calls come in order
+        prefill.run(np.zeros((13, chunk), dtype=np.int64), 0)
+
+
+def test_the_encoder_prefill_writes_the_step_by_step_payload(monkeypatch):
+    # The default model, a block of real text, every step (no probe): one payload either way.
+    data = (ROOT / "tests" / "data" / "golden" / "prose.txt").read_bytes()[:6000]
+    codec = LanguageModelCodec()
+    fast = codec.encode_block(data)
+    schedule = LanguageModelCodec._schedule
+    monkeypatch.setattr(LanguageModelCodec, "_schedule",
+                        lambda self, loaded, lanes, steps, start_id, tokens=None:
+                        schedule(self, loaded, lanes, steps, start_id))
+    assert codec.encode_block(data) == fast
+    assert codec.decode_block(fast, len(data)) == data
 
 
 def test_default_model_portable_predictions_match_the_float_ones():

@@ -25,6 +25,7 @@ from .base import BlockCodec, check_int_param
 from .llm_fingerprint import PAYLOAD_LAYOUT, FingerprintPolicy, NumericsWarning
 from .llm_schedule import (
     MIN_LANE_TOKENS,
+    PrefillSchedule,
     ReprefillSchedule,
     RingSchedule,
     lane_layout,
@@ -345,8 +346,14 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
                 return "cpu"
         return self.device
 
-    def _schedule(self, loaded, lanes: int, steps: int, start_id: int):
+    def _schedule(self, loaded, lanes: int, steps: int, start_id: int, tokens=None):
         context = self._context_for(loaded)
+        if self.resolved_numerics() == "portable" and tokens is not None and (
+                str(loaded.device) == "cpu"):
+            # The encoder knows every input: many positions per model call, same logits.
+            inputs = np.concatenate((np.full((lanes, 1), start_id, dtype=np.int64),
+                                     tokens[:, :-1]), axis=1)
+            return PrefillSchedule(loaded, inputs, context)
         if self.resolved_numerics() == "portable":
             return RingSchedule(loaded, lanes, steps, context, start_id, engine="portable")
         if self.resolved_step() == "lean":
@@ -495,7 +502,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
                                                 PROBE_EARLY_GAIN),
                 PROBE_STEPS: lambda: look(PROBE_STEPS, PROBE_WINDOW, PROBE_GAIN),
             }
-        done = run_steps(self._schedule(loaded, used, steps, start_id),
+        done = run_steps(self._schedule(loaded, used, steps, start_id, tokens),
                          self._mixer(loaded, used, steps), T, used, steps, start_id, side,
                          checkpoints)
         with self._count_lock:

@@ -27,13 +27,16 @@ import numpy as np
 
 from ..growth import capacity, grown
 
-__all__ = ["MIN_LANE_TOKENS", "ReprefillSchedule", "RingSchedule", "lane_layout", "step_active",
-           "token_grid"]
+__all__ = ["MIN_LANE_TOKENS", "PREFILL_CHUNK", "PrefillSchedule", "ReprefillSchedule",
+           "RingSchedule", "lane_layout", "step_active", "token_grid"]
 
 #: Fewest tokens a lane gets before the schedule adds another lane: a lane starts without
 #: context, so very short lanes cost ratio. 192 lets a 64 KiB block of prose (about 21,000
 #: tokens) use 96 lanes.
 MIN_LANE_TOKENS = 192
+#: Positions the encoder's :class:`PrefillSchedule` computes per model call: a divisor of the
+#: probe's steps (16 and 64), so that a block given up early costs no position past the probe.
+PREFILL_CHUNK = 16
 
 
 def lane_layout(tokens: int, lanes: int) -> tuple[int, int]:
@@ -104,6 +107,47 @@ class RingSchedule(_Inputs):
         """Logits ``(lanes, V)`` predicting token ``t``; ``inputs[:, :t + 1]`` must be set."""
         return self._step.step(self.inputs[:, t], t, slot=t % self._slots,
                                filled=min(t + 1, self._slots))
+
+
+class PrefillSchedule:
+    """:class:`RingSchedule`'s predictions for an encoder, :data:`PREFILL_CHUNK` positions of
+    every lane per model call (the portable engine on the CPU,
+    :class:`~llm_codecs.portable.cpu_prefill.CpuIntegerPrefill`).
+
+    The encoder knows every input before it codes: ``inputs`` ``(lanes, steps)`` are the
+    start token, then each lane's tokens (the start token past the end), exactly what
+    :meth:`RingSchedule.feed` would be given. The logits are :class:`RingSchedule`'s, integer
+    for integer (same window, same positions), so the payload is the same bytes.
+    """
+
+    def __init__(self, loaded, inputs: np.ndarray, context: int):
+        from ..portable import integer_prefill
+
+        lanes, steps = inputs.shape
+        self._inputs = inputs
+        self._chunk = PREFILL_CHUNK
+        window = max(1, min(context, steps))
+        self._prefill = integer_prefill(loaded.model, lanes, window, self._chunk)
+        self._first = -1
+        self._logits = None
+
+    def logits(self, t: int):
+        """Logits ``(lanes, V)`` predicting token ``t`` (``t`` in order, from 0)."""
+        import torch
+
+        first = t - t % self._chunk
+        if first != self._first:
+            ids = self._inputs[:, first : first + self._chunk]
+            if ids.shape[1] < self._chunk:  # the last call: positions past the end are unused
+                ids = np.pad(ids, ((0, 0), (0, self._chunk - ids.shape[1])), mode="edge")
+            self._logits = self._prefill.run(np.ascontiguousarray(ids), first)
+            self._first = first
+        return torch.from_numpy(self._logits[t - first])
+
+    def feed(self, t: int, ids: np.ndarray) -> None:
+        """Check that step ``t``'s inputs are those known in advance (they always are)."""
+        if not np.array_equal(self._inputs[:, t], ids):
+            raise AssertionError(f"step {t}: the encoder's inputs changed")
 
 
 class ReprefillSchedule(_Inputs):

@@ -7,7 +7,8 @@ set, thread count, torch version and on CUDA, so the ``llm`` codec's frames made
 - :mod:`.arith`: integer primitives and the exactly specified tables (``exp2``, rotary);
 - :mod:`.weights`: the deterministic int8 quantization of a loaded model;
 - :mod:`.step`: the forward in torch integer operations (any device; the reference);
-- :mod:`.cpu_step` and :mod:`._kernels`: the same arithmetic fused in numba for the CPU.
+- :mod:`.cpu_step` and :mod:`._kernels`: the same arithmetic fused in numba for the CPU;
+- :mod:`.cpu_prefill`: the same values for many positions per call, for an encoder.
 
 ``docs/format.md`` specifies the arithmetic; a change to it is a new :data:`ENGINE` version,
 and the versions before it keep decoding.
@@ -19,7 +20,7 @@ from typing import Any
 
 from .weights import portable_support
 
-__all__ = ["ENGINE", "ENGINES", "integer_step", "portable_support"]
+__all__ = ["ENGINE", "ENGINES", "integer_prefill", "integer_step", "portable_support"]
 
 #: The engine this version writes, as recorded in a frame's fingerprint.
 ENGINE = "int8-v1"
@@ -43,3 +44,13 @@ def integer_step(model: Any, lanes: int, slots: int, positions: int, device: str
     from .step import IntegerLlamaStep
 
     return IntegerLlamaStep(weights, lanes, slots, positions)
+
+
+def integer_prefill(model: Any, lanes: int, window: int, chunk: int):
+    """The integer forward of ``model`` on the CPU, ``chunk`` positions of ``lanes`` sequences
+    per call (:class:`~llm_codecs.portable.cpu_prefill.CpuIntegerPrefill`): the values
+    :func:`integer_step` gives position by position, for an encoder that knows every input."""
+    from .cpu_prefill import CpuIntegerPrefill
+    from .weights import integer_model
+
+    return CpuIntegerPrefill(integer_model(model, "cpu"), lanes, window, chunk)

@@ -283,3 +283,106 @@ def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult,
                     acc[i] += pj * np.int64(value[i])
             for i in range(D):
                 out[r, qb + i] = shift_round(acc[i], 15)
+
+
+@numba.njit(**_OPTS)
+def attention_chunk(qkv, cos, sin, keys, values, first, offset, chunk, window, heads, kv_heads,
+                    score_mult, exp2, out):
+    """:func:`attention` for ``chunk`` consecutive positions of every lane at once (the
+    encoder knows every token, so a block's positions need not wait for each other).
+
+    ``qkv`` ``(lanes * chunk, (H + 2K) * D)`` Q16, lane-major (row ``lane * chunk + c`` is
+    position ``first + c``); ``cos``, ``sin`` from position ``first``; ``keys``
+    ``(lanes, K, D, room)`` and ``values`` ``(lanes, K, room, D)``: index ``b`` holds position
+    ``first - offset + b``, the ``window - 1`` before ``offset`` filled by the chunks before,
+    this chunk's written here. Position ``p`` attends to positions
+    ``max(0, p - window + 1) .. p``: the slots :func:`attention` holds at that step, in another
+    order, which the integer sums do not see. ``out`` as :func:`attention`'s, lane-major.
+
+    The products are summed in float64, exactly: every partial sum is an integer below 2**53
+    (queries below 2**15, keys and values below 2**24, probabilities at most 2**15, at most
+    ``window`` terms of each; ``docs/format.md``), and float64 multiply-adds vectorize where
+    int64 multiplies do not.
+    """
+    rows = qkv.shape[0]
+    lanes = rows // chunk
+    D = cos.shape[1]
+    half = D // 2
+    G = heads // kv_heads
+    back = window - 1
+    qrot = np.empty(D, dtype=np.int64)
+    qq = np.empty(D, dtype=np.float64)
+    z = np.empty(window, dtype=np.int64)
+    dots = np.empty(window, dtype=np.float64)
+    p = np.empty(window, dtype=np.int64)
+    acc = np.empty(D, dtype=np.float64)
+    for r in range(lanes):
+        for c in range(chunk):
+            row = r * chunk + c
+            b = offset + c
+            for kh in range(kv_heads):
+                kb = (heads + kh) * D
+                vb = (heads + kv_heads + kh) * D
+                for i in range(D):
+                    if i < half:
+                        x = qkv[row, kb + i] * cos[c, i] - qkv[row, kb + i + half] * sin[c, i]
+                    else:
+                        x = qkv[row, kb + i] * cos[c, i] + qkv[row, kb + i - half] * sin[c, i]
+                    k = shift_round(shift_round(x, 15), 4)
+                    keys[r, kh, i, b] = min(max(k, -KV_LIMIT), KV_LIMIT)
+                    v = shift_round(qkv[row, vb + i], 4)
+                    values[r, kh, b, i] = min(max(v, -KV_LIMIT), KV_LIMIT)
+        for c in range(chunk):
+            row = r * chunk + c
+            hi = offset + c
+            lo = max(hi - back, offset - first)  # positions before 0 do not exist
+            n = hi - lo + 1
+            for hh in range(heads):
+                kh = hh // G
+                qb = hh * D
+                lane_keys = keys[r, kh]
+                lane_values = values[r, kh]
+                amax = np.int64(0)
+                for i in range(D):
+                    if i < half:
+                        x = qkv[row, qb + i] * cos[c, i] - qkv[row, qb + i + half] * sin[c, i]
+                    else:
+                        x = qkv[row, qb + i] * cos[c, i] + qkv[row, qb + i - half] * sin[c, i]
+                    qrot[i] = shift_round(x, 15)
+                    if abs(qrot[i]) > amax:
+                        amax = abs(qrot[i])
+                e_q = max(bit_length(amax) - 15, 0)
+                for i in range(D):
+                    qq[i] = np.float64(shift_round(qrot[i], e_q))
+                for j in range(n):
+                    dots[j] = 0.0
+                for i in range(D):
+                    qi = qq[i]
+                    key_row = lane_keys[i]
+                    for j in range(n):
+                        dots[j] += qi * np.float64(key_row[lo + j])
+                zmax = np.int64(-(1 << 62))
+                for j in range(n):
+                    zj = shift_round(np.int64(dots[j]) * score_mult, 30 - e_q)
+                    z[j] = zj
+                    if zj > zmax:
+                        zmax = zj
+                total = np.int64(0)
+                for j in range(n):
+                    t = zmax - z[j]
+                    pj = exp2[t & 4095] >> min(t >> 12, 62)
+                    p[j] = pj
+                    total += pj
+                inv = div_round(np.int64(1) << 45, total)
+                for i in range(D):
+                    acc[i] = 0.0
+                for j in range(n):
+                    pj = shift_round(p[j] * inv, 30)
+                    if pj == 0:  # exact: adds nothing
+                        continue
+                    weight = np.float64(pj)
+                    value = lane_values[lo + j]
+                    for i in range(D):
+                        acc[i] += weight * np.float64(value[i])
+                for i in range(D):
+                    out[row, qb + i] = shift_round(np.int64(acc[i]), 15)

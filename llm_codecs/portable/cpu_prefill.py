@@ -1,0 +1,145 @@
+"""The portable engine's forward for an encoder: many positions of every lane per call.
+
+An encoder knows every token of a block before it codes any, so it need not run the model one
+position at a time as a decoder must: :class:`CpuIntegerPrefill` computes the logits of
+``chunk`` consecutive positions of every lane in one pass, with matrices of ``lanes * chunk``
+rows and each lane's keys and values read from a short history that stays in the CPU's cache
+(the step-by-step forward streams every lane's whole KV cache once per position). The values
+are those of :class:`~llm_codecs.portable.cpu_step.CpuIntegerStep` run position by position,
+integer for integer (every sum is an exact integer sum, whatever its order; a test compares
+them), so a frame made this way is byte for byte the frame the step-by-step forward makes, and
+decodes the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels as k
+from .arith import exp2_table, rope_tables
+from .cpu_step import _QKV_LIMIT, _Linear
+from .step import sigmoid_table
+from .weights import IntModel
+
+__all__ = ["GROUP_ROWS", "CpuIntegerPrefill"]
+
+#: Rows (lanes x positions) that go through the layers together.
+GROUP_ROWS = 192
+#: Calls whose keys and values fit after the history before it moves.
+ROOM = 1
+
+
+class CpuIntegerPrefill:
+    """Logits of ``chunk`` positions of ``lanes`` sequences per call (module docstring).
+
+    Parameters
+    ----------
+    weights : IntModel
+        On the CPU.
+    lanes : int
+        Sequences, all advancing together.
+    window : int
+        Positions each attends to, its own included (the step-by-step forward's slots).
+    chunk : int
+        Positions per call.
+    """
+
+    def __init__(self, weights: IntModel, lanes: int, window: int, chunk: int):
+        self.w = weights
+        self.lanes, self.window, self.chunk = lanes, window, chunk
+        layers, K, D = len(weights.layers), weights.kv_heads, weights.head_dim
+        H = weights.heads
+        # Each lane's keys and values of the last window - 1 positions and room for ROOM calls
+        # after them: moved back to the start only when the room is used up.
+        history = window - 1 + ROOM * chunk
+        self.keys = np.zeros((layers, lanes, K, D, history), dtype=np.int32)
+        self.values = np.zeros((layers, lanes, K, history, D), dtype=np.int32)
+        self.embed = weights.embed.numpy()
+        self.exp2 = exp2_table().numpy()
+        self.sigmoid = sigmoid_table().numpy().astype(np.int32)
+        self.layers = [(_Linear(lay.qkv), _Linear(lay.out), _Linear(lay.gate_up),
+                        _Linear(lay.down), lay.eps_in, lay.eps_post) for lay in weights.layers]
+        self.qk_norms = [None if lay.qk_norm is None else
+                         (lay.qk_norm[0].numpy(), lay.qk_norm[1].numpy(), lay.qk_norm[2])
+                         for lay in weights.layers]
+        self.head = _Linear(weights.head)
+        d = weights.embed.shape[1]
+        inner = self.layers[0][2].mult.shape[0] // 2 if self.layers else 0
+        # Lanes go through every layer in groups of about GROUP_ROWS rows: int8 GEMMs of that
+        # height run fastest, and a group's activations stay in the cache.
+        self.group = max(1, min(lanes, GROUP_ROWS // chunk))
+        rows = self.group * chunk
+        self._xq = np.empty((rows, max(d, inner, H * D)), dtype=np.int8)
+        self._factor = np.empty(rows, dtype=np.int64)
+        self._sh = np.empty(rows, dtype=np.int64)
+        self._qkv = np.empty((rows, (H + 2 * K) * D), dtype=np.int64)
+        self._att = np.empty((rows, H * D), dtype=np.int64)
+        self._gate_up = np.empty((rows, 2 * inner), dtype=np.int64)
+        self._mlp = np.empty((rows, inner), dtype=np.int64)
+        self._logits = np.empty((rows, self.head.mult.shape[0]), dtype=np.float32)
+        self._next = 0
+        self._offset = window - 1  # where the next call's first position goes
+
+    def run(self, ids: np.ndarray, first: int) -> np.ndarray:
+        """Logits ``(chunk, lanes, V)`` float32 of positions ``first .. first + chunk - 1``.
+
+        ``ids`` ``(lanes, chunk)``: each lane's inputs at those positions. Calls must come in
+        order, ``first`` advancing by ``chunk`` from 0 (the history is the previous call's).
+        """
+        if first != self._next:
+            raise ValueError(f"prefill at position {first}, expected {self._next}")
+        w = self.w
+        cos, sin = rope_tables(first + self.chunk, w.head_dim, w.theta)
+        cos, sin = cos[first:].numpy(), sin[first:].numpy()
+        logits = np.empty((self.chunk, self.lanes, self.head.mult.shape[0]), dtype=np.float32)
+        move = 0  # where the history ends, if it moves to the start before this call
+        if self._offset + self.chunk > self.keys.shape[-1]:
+            move, self._offset = self._offset, self.window - 1
+        for lane in range(0, self.lanes, self.group):
+            end = min(self.lanes, lane + self.group)
+            self._run_group(ids, first, cos, sin, lane, end, logits, move)
+        self._next = first + self.chunk
+        self._offset += self.chunk
+        return logits
+
+    def _run_group(self, ids, first, cos, sin, lane, end, logits_out, move) -> None:
+        """Every layer for lanes ``lane .. end - 1``; their logits into ``logits_out``."""
+        w = self.w
+        chunk = self.chunk
+        rows = (end - lane) * chunk
+        h = self.embed[ids[lane:end].reshape(-1)]  # lane-major rows
+        d = h.shape[1]
+        factor, sh = self._factor[:rows], self._sh[:rows]
+        qkv_out, att, gate_up_out, mlp = (self._qkv[:rows], self._att[:rows],
+                                          self._gate_up[:rows], self._mlp[:rows])
+        back = self.window - 1
+        for i, (qkv, out, gate_up, down, eps_in, eps_post) in enumerate(self.layers):
+            xq = self._xq[:rows, :d]
+            k.norm_quant(h, eps_in, xq, factor)
+            k.linear_norm_out(qkv.acc(xq), qkv.mult, qkv.shift, factor, qkv.bias, _QKV_LIMIT,
+                              qkv_out)
+            if self.qk_norms[i] is not None:
+                gain_q, gain_k, eps = self.qk_norms[i]
+                k.head_norm(qkv_out, 0, w.heads, w.head_dim, gain_q, eps)
+                k.head_norm(qkv_out, w.heads, w.kv_heads, w.head_dim, gain_k, eps)
+            keys, values = self.keys[i, lane:end], self.values[i, lane:end]
+            if move and back > 0:  # the room is used up: the history moves to the start
+                keys[..., :back] = keys[..., move - back : move]
+                values[:, :, :back] = values[:, :, move - back : move]
+            k.attention_chunk(qkv_out, cos, sin, keys, values, first, self._offset, chunk,
+                              self.window, w.heads, w.kv_heads, w.score_mult, self.exp2, att)
+            xa = self._xq[:rows, : att.shape[1]]
+            k.quant_rows(att, xa, factor, sh)
+            k.residual_add(h, out.acc(xa), out.mult, out.shift, factor, sh, 12)
+            k.norm_quant(h, eps_post, xq, factor)
+            k.linear_norm_out(gate_up.acc(xq), gate_up.mult, gate_up.shift, factor,
+                              gate_up.bias, _QKV_LIMIT, gate_up_out)
+            xm = self._xq[:rows, : mlp.shape[1]]
+            k.silu_mul_quant(gate_up_out, self.sigmoid, mlp, xm, factor, sh)
+            k.residual_add(h, down.acc(xm), down.mult, down.shift, factor, sh, 16)
+        xq = self._xq[:rows, :d]
+        k.norm_quant(h, w.eps_final, xq, factor)
+        logits = self._logits[:rows]
+        k.head_logits(self.head.acc(xq), self.head.mult, self.head.shift, factor, logits)
+        # Position-major in the result: each position's logits are one contiguous (lanes, V).
+        logits_out[:, lane:end] = logits.reshape(end - lane, chunk, -1).transpose(1, 0, 2)
