@@ -1,11 +1,11 @@
 """Context mixing version 5 (the deflate model) against version 4, on this machine's own files.
 
 How version 5's deflate model (issue 13, `snappy/paper-100k.pdf`'s row) was checked, never on
-``bench/``: files of this machine that hold deflate streams (two PDFs, a gzip-compressed JSON
-file, a PNG, a jar and a wheel, the first 256 KiB of each, in 64 KiB blocks as the ``llm``
-codec codes them), and text without streams (its cost where the model stays silent). Prints
-bytes of each version and of the best of xz -9e and brotli -11 on the same blocks, every round
-trip checked, and each version's encoding time. Files that are missing are skipped.
+``bench/``: files of this machine that hold deflate streams (two PDFs, a gzip-compressed JSON file,
+a PNG, a jar and a wheel, the first 256 KiB of each, in 64 KiB blocks as the ``llm`` codec codes
+them), and text and binaries without streams (its cost where the model stays silent). Prints bytes
+of each version and of the best of xz -9e and brotli -11 on the same blocks, every round trip
+checked, and each version's encoding time. Files that are missing are skipped.
 
 Usage::
 
@@ -34,6 +34,9 @@ FILES = {
     "wheel-0.40.0-py3-none-any.whl (zip)": "/root/.pyenv/versions/3.12.1/lib/python3.12/test/"
                                            "wheel-0.40.0-py3-none-any.whl",
     "valid/gutenberg/pg2814.txt (no stream)": str(VALID / "gutenberg" / "pg2814.txt"),
+    "libc.so.6 (no stream)": "/usr/lib/x86_64-linux-gnu/libc.so.6",
+    "gdb (no stream)": "/usr/bin/gdb",
+    "man-db index.db (no stream)": "/var/cache/man/index.db",
 }
 
 

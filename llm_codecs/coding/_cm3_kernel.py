@@ -395,7 +395,7 @@ def run(data, n, decode, payload, out, squash, stretch, rates, jpeg, deflate):  
         if jpeg:
             _jpeg.byte_done(jstate, jmax, jmin, jptr, jvalues, jsegment, byte)
         if deflate:
-            _defl.byte_done(dstate, byte)
+            _defl.byte_done(dstate, dlens, dcounts, dsymbols, dwindow, byte, reverse)
         classes = ((classes << 3) | _byte_class(byte)) & 0x3FFFFFFF
         # Lines and fields.
         if byte == 10:

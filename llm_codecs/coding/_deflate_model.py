@@ -14,11 +14,13 @@ the code they follow, how many were read and their value so far, with the previo
 distance) and picks one mixer's weights by the kind of bit.
 
 The model starts after a zlib header (CMF of a 4-32 KiB window, a valid check, no preset
-dictionary) and stops at the final block's end, at a stored block, or at anything that does
-not parse (a table that does not build, a code past 15 bits, a distance before the start):
-every index is checked, so a hostile stream costs nothing but a worse prediction. Blocks are
-coded independently, so only a block that holds a stream's header gets the model.
-"""
+dictionary), a gzip member's header or a zip entry's local header, and speaks once what follows has
+proven to be a stream (:func:`byte_start`): two bytes that only look like a zlib header (binary
+data holds one every few KiB) then cost nothing. It stops at the final block's end, at a stored
+block, or at anything that does not parse (a table that does not build, a code past 15 bits, a
+distance before the start): every index is checked, so a hostile stream costs nothing but a worse
+prediction. Blocks are coded independently, so only a block that holds a stream's header gets the
+model. """
 
 from __future__ import annotations
 
@@ -27,11 +29,14 @@ import numpy as np
 
 #: The last bytes of decoded data the model keeps (deflate's largest distance).
 WINDOW = 1 << 15
+#: Symbols a block of fixed codes must decode to before the model speaks (any bits decode as
+#: fixed codes for a while; a dynamic block's tables are proof enough).
+FIXED_PROOF = 32
 #: The state's slots.
 (_ACTIVE, _PREV_BYTE, _MODE, _KIND, _NEED, _GOT, _VALUE, _TABLE, _CODE, _FIRST, _INDEX,
  _CLEN, _FINAL, _HLIT, _HDIST, _HCLEN, _NLENS, _CLI, _REPSYM, _LASTSYM, _LENSYM, _LENGTH,
  _DSYM, _PREV_DSYM, _PREV_DIST, _PREV_LENGTH, _OUT, _LASTLEN, _BLOCKS,
- _HKIND, _HPOS, _HFLAGS, _HSKIP, _HPHASE, _LAST4) = range(35)
+ _HKIND, _HPOS, _HFLAGS, _HSKIP, _HPHASE, _LAST4, _LIVE, _SYMBOLS) = range(37)
 STATE_SIZE = 40
 #: Field kinds (``_MODE`` 0): a block header, the counts of a dynamic header, one code-length
 #: code's length, a repeat's extra bits, a length's extra bits, a distance's extra bits.
@@ -69,7 +74,8 @@ def new_state():  # pragma: no cover - compiled
 
 @nb.njit(cache=True, nogil=True)
 def _build(counts, symbols, t, lens, first, n):  # pragma: no cover - compiled
-    """Canonical code ``t`` from ``lens[first:first + n]``; False if it is over-subscribed."""
+    """Canonical code ``t`` from ``lens[first:first + n]``. Returns the unused code space in
+    units of ``2**-15`` (0: a complete code), or -1 if the lengths over-subscribe it."""
     for length in range(16):
         counts[t, length] = 0
     for s in range(n):
@@ -78,7 +84,7 @@ def _build(counts, symbols, t, lens, first, n):  # pragma: no cover - compiled
     for length in range(1, 16):
         left = 2 * left - counts[t, length]
         if left < 0:
-            return False
+            return -1
     offsets = np.zeros(16, dtype=np.int64)
     for length in range(1, 15):
         offsets[length + 1] = offsets[length] + counts[t, length]
@@ -87,7 +93,7 @@ def _build(counts, symbols, t, lens, first, n):  # pragma: no cover - compiled
         if length != 0:
             symbols[t, offsets[length]] = s
             offsets[length] += 1
-    return True
+    return left
 
 
 @nb.njit(cache=True, nogil=True)
@@ -140,12 +146,13 @@ def _lengths_done(state, lens, counts, symbols):  # pragma: no cover - compiled
     if lens[256] == 0:
         stop(state)
         return
-    if not _build(counts, symbols, _LITLEN, lens, 0, hlit):
+    if _build(counts, symbols, _LITLEN, lens, 0, hlit) < 0:
         stop(state)
         return
-    if not _build(counts, symbols, _DIST, lens, hlit, state[_HDIST]):
+    if _build(counts, symbols, _DIST, lens, hlit, state[_HDIST]) < 0:
         stop(state)
         return
+    state[_LIVE] = 1  # tables that build: a stream, not bytes that looked like its header
     _code(state, _LITLEN)
 
 
@@ -202,9 +209,14 @@ def _field_done(state, lens, counts, symbols, window):  # pragma: no cover - com
         if state[_CLI] < state[_HCLEN]:
             _field(state, _CLL, 3)
             return
-        if not _build(counts, symbols, _CL, lens, 0, 19):
+        left = _build(counts, symbols, _CL, lens, 0, 19)
+        if left < 0:
             stop(state)
             return
+        if left == 0 and state[_HCLEN] >= 10:
+            # A complete code of at least 10 lengths, as encoders write: a stream (random
+            # bytes rarely are; fewer lengths, and the block's tables must build first).
+            state[_LIVE] = 1
         state[_NLENS] = 0
         _code(state, _CL)
     elif kind == _REP:
@@ -236,6 +248,9 @@ def _symbol(state, lens, counts, symbols, window, t, sym):  # pragma: no cover -
         return
     if t == _LITLEN:
         state[_LASTSYM] = sym
+        state[_SYMBOLS] += 1
+        if state[_SYMBOLS] >= FIXED_PROOF:
+            state[_LIVE] = 1
         if sym < 256:
             _emit(state, window, sym)
             _code(state, _LITLEN)
@@ -270,14 +285,19 @@ def _symbol(state, lens, counts, symbols, window, t, sym):  # pragma: no cover -
 
 @nb.njit(cache=True, nogil=True)
 def byte_start(state):  # pragma: no cover - compiled
-    """Whether the next byte is in a stream: the mixer then codes its bits in stream order,
-    least significant first (``bit_done`` takes them in that order)."""
-    return state[_ACTIVE] == 1
+    """Whether the model speaks for the next byte: it is in a stream whose start has proven to
+    be one (a dynamic block's complete code-length code, or its tables built, or
+    :data:`FIXED_PROOF` symbols of fixed codes).
+    The mixer then codes its bits in stream order, least significant first, and gives each to
+    ``bit_done``; before the proof, ``byte_done`` reads the byte's bits itself."""
+    return state[_ACTIVE] == 1 and state[_LIVE] == 1
 
 
 @nb.njit(cache=True, nogil=True)
 def _start(state):  # pragma: no cover - compiled
     state[_ACTIVE] = 1
+    state[_LIVE] = 0
+    state[_SYMBOLS] = 0
     state[_HKIND] = _NONE
     state[_OUT] = 0
     state[_LENGTH] = 0
@@ -364,14 +384,19 @@ def _header_byte(state, byte):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True)
-def byte_done(state, byte):  # pragma: no cover - compiled
-    """Watch for a stream's start while the model is off: a zlib header (CMF: deflate, a 4-32
-    KiB window; FLG: the check holds, no preset dictionary), a gzip member's header or a zip
-    entry's local header (deflate, not encrypted). The stream starts at the next byte."""
+def byte_done(state, lens, counts, symbols, window, byte, spoken):  # pragma: no cover
+    """After each byte (``spoken``: whether ``byte_start`` said so for it). In a stream that
+    has not proven itself yet, read the byte's bits (least significant first). While the model
+    is off, watch for a stream's start: a zlib header (CMF: deflate, a 4-32 KiB window; FLG:
+    the check holds, no preset dictionary), a gzip member's header or a zip entry's local
+    header (deflate, not encrypted). The stream starts at the next byte."""
     prev = state[_PREV_BYTE]
     state[_PREV_BYTE] = byte
     state[_LAST4] = ((state[_LAST4] << 8) | byte) & 0xFFFFFFFF
     if state[_ACTIVE] == 1:
+        if not spoken:
+            for bit in range(8):
+                bit_done(state, lens, counts, symbols, window, (byte >> bit) & 1)
         return
     if state[_HKIND] != _NONE:
         _header_byte(state, byte)
