@@ -35,8 +35,8 @@ FIXED_PROOF = 32
 #: The state's slots.
 (_ACTIVE, _PREV_BYTE, _MODE, _KIND, _NEED, _GOT, _VALUE, _TABLE, _CODE, _FIRST, _INDEX,
  _CLEN, _FINAL, _HLIT, _HDIST, _HCLEN, _NLENS, _CLI, _REPSYM, _LASTSYM, _LENSYM, _LENGTH,
- _DSYM, _PREV_DSYM, _PREV_DIST, _PREV_LENGTH, _OUT, _LASTLEN, _BLOCKS,
- _HKIND, _HPOS, _HFLAGS, _HSKIP, _HPHASE, _LAST4, _LIVE, _SYMBOLS) = range(37)
+ _DSYM, _PREV_DSYM, _PREV_DIST, _PREV_LENGTH, _OUT, _LASTLEN,
+ _HKIND, _HPOS, _HFLAGS, _HSKIP, _HPHASE, _LAST4, _LIVE, _SYMBOLS) = range(36)
 STATE_SIZE = 40
 #: Field kinds (``_MODE`` 0): a block header, the counts of a dynamic header, one code-length
 #: code's length, a repeat's extra bits, a length's extra bits, a distance's extra bits.
@@ -177,7 +177,6 @@ def _field_done(state, lens, counts, symbols, window):  # pragma: no cover - com
     kind = state[_KIND]
     v = state[_VALUE]
     if kind == _BHEAD:
-        state[_BLOCKS] += 1
         state[_FINAL] = v & 1
         btype = v >> 1
         if btype == 1:  # fixed codes
