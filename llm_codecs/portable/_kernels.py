@@ -202,6 +202,65 @@ def head_norm(qkv, first, count, D, gain, eps70):
                 qkv[r, base + i] = min(max(y, -QKV_LIMIT), QKV_LIMIT)
 
 
+@numba.njit(inline="always", **_OPTS)
+def _write_key_value(qkv, row, cos, sin, heads, kv_heads, lane_keys, lane_values, at):
+    """Rotate this row's keys and write them and its values, Q12, at cache index ``at`` of
+    ``lane_keys`` ``(K, D, slots)`` and ``lane_values`` ``(K, slots, D)``."""
+    D = cos.shape[0]
+    half = D // 2
+    for kh in range(kv_heads):
+        kb = (heads + kh) * D
+        vb = (heads + kv_heads + kh) * D
+        for i in range(D):
+            if i < half:
+                x = qkv[row, kb + i] * cos[i] - qkv[row, kb + i + half] * sin[i]
+            else:
+                x = qkv[row, kb + i] * cos[i] + qkv[row, kb + i - half] * sin[i]
+            k = shift_round(shift_round(x, 15), 4)
+            lane_keys[kh, i, at] = min(max(k, -KV_LIMIT), KV_LIMIT)
+            v = shift_round(qkv[row, vb + i], 4)
+            lane_values[kh, at, i] = min(max(v, -KV_LIMIT), KV_LIMIT)
+
+
+@numba.njit(inline="always", **_OPTS)
+def _rotated_query(qkv, row, qb, cos, sin, qrot, qq):
+    """One head's rotated query as 16-bit mantissas into ``qq``; returns their exponent."""
+    D = cos.shape[0]
+    half = D // 2
+    amax = np.int64(0)
+    for i in range(D):
+        if i < half:
+            x = qkv[row, qb + i] * cos[i] - qkv[row, qb + i + half] * sin[i]
+        else:
+            x = qkv[row, qb + i] * cos[i] + qkv[row, qb + i - half] * sin[i]
+        qrot[i] = shift_round(x, 15)
+        if abs(qrot[i]) > amax:
+            amax = abs(qrot[i])
+    e_q = max(bit_length(amax) - 15, 0)
+    for i in range(D):
+        qq[i] = shift_round(qrot[i], e_q)
+    return e_q
+
+
+@numba.njit(inline="always", **_OPTS)
+def _score_weights(dots, n, e_q, score_mult, exp2, z, p):
+    """Q15 ``exp2`` weights ``p[:n]`` of the scores ``dots[:n]`` (exact integers), and the
+    factor that normalizes them."""
+    zmax = np.int64(-(1 << 62))
+    for j in range(n):
+        zj = shift_round(np.int64(dots[j]) * score_mult, 30 - e_q)
+        z[j] = zj
+        if zj > zmax:
+            zmax = zj
+    total = np.int64(0)
+    for j in range(n):
+        t = zmax - z[j]
+        pj = exp2[t & 4095] >> min(t >> 12, 62)
+        p[j] = pj
+        total += pj
+    return div_round(np.int64(1) << 45, total)
+
+
 @numba.njit(**_OPTS)
 def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult, exp2, out):
     """Rotary embedding, cache write and attention of one step for every lane.
@@ -214,7 +273,6 @@ def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult,
     """
     lanes = qkv.shape[0]
     D = cos.shape[0]
-    half = D // 2
     G = heads // kv_heads
     qrot = np.empty(D, dtype=np.int64)
     qq = np.empty(D, dtype=np.int64)
@@ -223,35 +281,13 @@ def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult,
     p = np.empty(n, dtype=np.int64)
     acc = np.empty(D, dtype=np.int64)
     for r in range(lanes):
-        for kh in range(kv_heads):
-            kb = (heads + kh) * D
-            vb = (heads + kv_heads + kh) * D
-            for i in range(D):
-                if i < half:
-                    x = qkv[r, kb + i] * cos[i] - qkv[r, kb + i + half] * sin[i]
-                else:
-                    x = qkv[r, kb + i] * cos[i] + qkv[r, kb + i - half] * sin[i]
-                k = shift_round(shift_round(x, 15), 4)
-                keys[r, kh, i, slot] = min(max(k, -KV_LIMIT), KV_LIMIT)
-                v = shift_round(qkv[r, vb + i], 4)
-                values[r, kh, slot, i] = min(max(v, -KV_LIMIT), KV_LIMIT)
+        _write_key_value(qkv, r, cos, sin, heads, kv_heads, keys[r], values[r], slot)
         for hh in range(heads):
             kh = hh // G
             qb = hh * D
             lane_keys = keys[r, kh]  # 2-D row views: the inner loops vectorize
             lane_values = values[r, kh]
-            amax = np.int64(0)
-            for i in range(D):
-                if i < half:
-                    x = qkv[r, qb + i] * cos[i] - qkv[r, qb + i + half] * sin[i]
-                else:
-                    x = qkv[r, qb + i] * cos[i] + qkv[r, qb + i - half] * sin[i]
-                qrot[i] = shift_round(x, 15)
-                if abs(qrot[i]) > amax:
-                    amax = abs(qrot[i])
-            e_q = max(bit_length(amax) - 15, 0)
-            for i in range(D):
-                qq[i] = shift_round(qrot[i], e_q)
+            e_q = _rotated_query(qkv, r, qb, cos, sin, qrot, qq)
             for j in range(n):
                 dots[j] = 0
             for i in range(D):
@@ -259,19 +295,7 @@ def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult,
                 key_column = lane_keys[i]
                 for j in range(n):
                     dots[j] += qi * np.int64(key_column[j])
-            zmax = np.int64(-(1 << 62))
-            for j in range(n):
-                zj = shift_round(dots[j] * score_mult, 30 - e_q)
-                z[j] = zj
-                if zj > zmax:
-                    zmax = zj
-            total = np.int64(0)
-            for j in range(n):
-                t = zmax - z[j]
-                pj = exp2[t & 4095] >> min(t >> 12, 62)
-                p[j] = pj
-                total += pj
-            inv = div_round(np.int64(1) << 45, total)
+            inv = _score_weights(dots, n, e_q, score_mult, exp2, z, p)
             for i in range(D):
                 acc[i] = 0
             for j in range(n):
@@ -307,7 +331,6 @@ def attention_chunk(qkv, cos, sin, keys, values, first, offset, chunk, window, h
     rows = qkv.shape[0]
     lanes = rows // chunk
     D = cos.shape[1]
-    half = D // 2
     G = heads // kv_heads
     back = window - 1
     qrot = np.empty(D, dtype=np.int64)
@@ -318,20 +341,8 @@ def attention_chunk(qkv, cos, sin, keys, values, first, offset, chunk, window, h
     acc = np.empty(D, dtype=np.float64)
     for r in range(lanes):
         for c in range(chunk):
-            row = r * chunk + c
-            b = offset + c
-            for kh in range(kv_heads):
-                kb = (heads + kh) * D
-                vb = (heads + kv_heads + kh) * D
-                for i in range(D):
-                    if i < half:
-                        x = qkv[row, kb + i] * cos[c, i] - qkv[row, kb + i + half] * sin[c, i]
-                    else:
-                        x = qkv[row, kb + i] * cos[c, i] + qkv[row, kb + i - half] * sin[c, i]
-                    k = shift_round(shift_round(x, 15), 4)
-                    keys[r, kh, i, b] = min(max(k, -KV_LIMIT), KV_LIMIT)
-                    v = shift_round(qkv[row, vb + i], 4)
-                    values[r, kh, b, i] = min(max(v, -KV_LIMIT), KV_LIMIT)
+            _write_key_value(qkv, r * chunk + c, cos[c], sin[c], heads, kv_heads, keys[r],
+                             values[r], offset + c)
         for c in range(chunk):
             row = r * chunk + c
             hi = offset + c
@@ -342,18 +353,7 @@ def attention_chunk(qkv, cos, sin, keys, values, first, offset, chunk, window, h
                 qb = hh * D
                 lane_keys = keys[r, kh]
                 lane_values = values[r, kh]
-                amax = np.int64(0)
-                for i in range(D):
-                    if i < half:
-                        x = qkv[row, qb + i] * cos[c, i] - qkv[row, qb + i + half] * sin[c, i]
-                    else:
-                        x = qkv[row, qb + i] * cos[c, i] + qkv[row, qb + i - half] * sin[c, i]
-                    qrot[i] = shift_round(x, 15)
-                    if abs(qrot[i]) > amax:
-                        amax = abs(qrot[i])
-                e_q = max(bit_length(amax) - 15, 0)
-                for i in range(D):
-                    qq[i] = np.float64(shift_round(qrot[i], e_q))
+                e_q = _rotated_query(qkv, row, qb, cos[c], sin[c], qrot, qq)
                 for j in range(n):
                     dots[j] = 0.0
                 for i in range(D):
@@ -361,19 +361,7 @@ def attention_chunk(qkv, cos, sin, keys, values, first, offset, chunk, window, h
                     key_row = lane_keys[i]
                     for j in range(n):
                         dots[j] += qi * np.float64(key_row[lo + j])
-                zmax = np.int64(-(1 << 62))
-                for j in range(n):
-                    zj = shift_round(np.int64(dots[j]) * score_mult, 30 - e_q)
-                    z[j] = zj
-                    if zj > zmax:
-                        zmax = zj
-                total = np.int64(0)
-                for j in range(n):
-                    t = zmax - z[j]
-                    pj = exp2[t & 4095] >> min(t >> 12, 62)
-                    p[j] = pj
-                    total += pj
-                inv = div_round(np.int64(1) << 45, total)
+                inv = _score_weights(dots, n, e_q, score_mult, exp2, z, p)
                 for i in range(D):
                     acc[i] = 0.0
                 for j in range(n):

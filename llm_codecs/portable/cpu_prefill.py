@@ -16,9 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels as k
-from .arith import exp2_table, rope_tables
-from .cpu_step import _QKV_LIMIT, _Linear
-from .step import sigmoid_table
+from .arith import rope_tables
+from .cpu_step import _QKV_LIMIT, set_host_weights
 from .weights import IntModel
 
 __all__ = ["GROUP_ROWS", "CpuIntegerPrefill"]
@@ -54,15 +53,7 @@ class CpuIntegerPrefill:
         history = window - 1 + ROOM * chunk
         self.keys = np.zeros((layers, lanes, K, D, history), dtype=np.int32)
         self.values = np.zeros((layers, lanes, K, history, D), dtype=np.int32)
-        self.embed = weights.embed.numpy()
-        self.exp2 = exp2_table().numpy()
-        self.sigmoid = sigmoid_table().numpy().astype(np.int32)
-        self.layers = [(_Linear(lay.qkv), _Linear(lay.out), _Linear(lay.gate_up),
-                        _Linear(lay.down), lay.eps_in, lay.eps_post) for lay in weights.layers]
-        self.qk_norms = [None if lay.qk_norm is None else
-                         (lay.qk_norm[0].numpy(), lay.qk_norm[1].numpy(), lay.qk_norm[2])
-                         for lay in weights.layers]
-        self.head = _Linear(weights.head)
+        set_host_weights(self, weights)
         d = weights.embed.shape[1]
         inner = self.layers[0][2].mult.shape[0] // 2 if self.layers else 0
         # Lanes go through every layer in groups of about GROUP_ROWS rows: int8 GEMMs of that

@@ -36,6 +36,21 @@ class _Linear:
         return int8_matmul(torch.from_numpy(xq), self.weight_t).numpy()
 
 
+def set_host_weights(target, weights: IntModel) -> None:
+    """Give ``target`` the host arrays both CPU forwards read: ``embed``, the ``exp2`` and
+    ``sigmoid`` tables, per layer ``(qkv, out, gate_up, down, eps_in, eps_post)`` in
+    ``layers`` and the Qwen3 head norms in ``qk_norms``, and ``head``."""
+    target.embed = weights.embed.numpy()
+    target.exp2 = exp2_table().numpy()
+    target.sigmoid = sigmoid_table().numpy().astype(np.int32)  # Q15: half the cache lines
+    target.layers = [(_Linear(lay.qkv), _Linear(lay.out), _Linear(lay.gate_up),
+                      _Linear(lay.down), lay.eps_in, lay.eps_post) for lay in weights.layers]
+    target.qk_norms = [None if lay.qk_norm is None else
+                       (lay.qk_norm[0].numpy(), lay.qk_norm[1].numpy(), lay.qk_norm[2])
+                       for lay in weights.layers]
+    target.head = _Linear(weights.head)
+
+
 class CpuIntegerStep:
     """Integer forward of a Llama-family model on the CPU (see the module docstring).
 
@@ -54,19 +69,11 @@ class CpuIntegerStep:
         # Rotary rows and cache slots are allocated as positions are reached
         # (llm_codecs.growth): a lane's declared length buys nothing before it is decoded.
         self.cos = self.sin = np.zeros((0, weights.head_dim), dtype=np.int64)
-        self.embed = weights.embed.numpy()
+        set_host_weights(self, weights)
         layers, K, D = len(weights.layers), weights.kv_heads, weights.head_dim
         # Keys slot-minor, values slot-major: each as the attention kernel reads it.
         self.keys = np.zeros((layers, lanes, K, D, 0), dtype=np.int32)
         self.values = np.zeros((layers, lanes, K, 0, D), dtype=np.int32)
-        self.exp2 = exp2_table().numpy()
-        self.sigmoid = sigmoid_table().numpy().astype(np.int32)  # Q15: half the cache lines
-        self.layers = [(_Linear(lay.qkv), _Linear(lay.out), _Linear(lay.gate_up),
-                        _Linear(lay.down), lay.eps_in, lay.eps_post) for lay in weights.layers]
-        self.qk_norms = [None if lay.qk_norm is None else
-                         (lay.qk_norm[0].numpy(), lay.qk_norm[1].numpy(), lay.qk_norm[2])
-                         for lay in weights.layers]
-        self.head = _Linear(weights.head)
         d = weights.embed.shape[1]
         H, K, D = weights.heads, weights.kv_heads, weights.head_dim
         inner = self.layers[0][2].mult.shape[0] // 2 if self.layers else 0
