@@ -86,6 +86,24 @@ def test_the_compiled_tables_are_the_torch_pipeline_bit_for_bit(seed, rows, voca
                               expected.numpy())
 
 
+def test_the_compiled_tables_find_the_peak_the_torch_pipeline_finds():
+    # The compiled tables take each row's maximum on the floats' bit patterns: rows whose peak
+    # is a signed zero, an infinity, the largest float, or that hold NaN before their peak.
+    vocab = 40
+    rows = torch.full((8, vocab), -3.0)
+    rows[0, 5], rows[0, 9] = -0.0, 0.0
+    rows[1, 5], rows[1, 9] = 0.0, -0.0
+    rows[2, :] = -0.0
+    rows[3, 2], rows[3, 30] = math.nan, -0.0
+    rows[4, 7], rows[4, 8] = math.inf, 3.4028234e38
+    rows[5, :] = math.nan
+    rows[6, 0], rows[6, 1] = -math.inf, -1e-45  # the smallest subnormal below zero is the peak
+    rows[7, :] = -math.inf
+    rows[7, 3] = math.nan
+    expected = cumulative(quantize(rows, 28)).numpy()
+    assert np.array_equal(TokenCacheMixer(8, vocab, 28, True).tables(rows), expected)
+
+
 def test_the_token_cache_helps_repetitive_text_and_stays_out_of_the_way_otherwise():
     vocab, lanes, steps = 300, 4, 400
     g = torch.Generator().manual_seed(7)
