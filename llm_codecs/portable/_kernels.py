@@ -164,13 +164,19 @@ def silu_mul_quant(gate_up, sigmoid, work, xq, factor, sh):
     rows = gate_up.shape[0]
     inner = gate_up.shape[1] // 2
     top = sigmoid.shape[0] - 1
+    # The table lookups in a loop of their own: with them inside, the arithmetic around them
+    # does not vectorize (2.2x slower).
+    low = np.empty(inner, dtype=np.int64)
     for r in range(rows):
         for i in range(inner):
             g = min(max(gate_up[r, i], -ACT_LIMIT), ACT_LIMIT)
+            low[i] = min(shift_round(abs(g) * 94548, 20), top)
+        for i in range(inner):
+            low[i] = sigmoid[low[i]]
+        for i in range(inner):
+            g = min(max(gate_up[r, i], -ACT_LIMIT), ACT_LIMIT)
             u = min(max(gate_up[r, inner + i], -ACT_LIMIT), ACT_LIMIT)
-            t = min(shift_round(abs(g) * 94548, 20), top)
-            low = sigmoid[t]
-            sig = (np.int64(1) << 15) - low if g >= 0 else low
+            sig = (np.int64(1) << 15) - low[i] if g >= 0 else low[i]
             silu = shift_round(g * sig, 15)
             m = shift_round(silu * u, 16)
             work[r, i] = min(max(m, -RESIDUAL_LIMIT), RESIDUAL_LIMIT)
