@@ -238,6 +238,9 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         self.numerics = numerics
         #: Numerics of the frame being decoded, when the codec was bound to one (:meth:`bind`).
         self._frame_numerics: dict[str, Any] | None = None
+        #: The portable engine version of the frame being decoded (:meth:`bind`); frames this
+        #: codec writes use the latest.
+        self._frame_engine: str | None = None
         self.scale_bits = check_scale_bits(scale_bits)
         if not isinstance(cache, bool):
             raise CodecError(f"cache must be a bool, got {cache!r}")
@@ -353,9 +356,10 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
             # The encoder knows every input: many positions per model call, same logits.
             inputs = np.concatenate((np.full((lanes, 1), start_id, dtype=np.int64),
                                      tokens[:, :-1]), axis=1)
-            return PrefillSchedule(loaded, inputs, context)
+            return PrefillSchedule(loaded, inputs, context, self.portable_engine())
         if self.resolved_numerics() == "portable":
-            return RingSchedule(loaded, lanes, steps, context, start_id, engine="portable")
+            return RingSchedule(loaded, lanes, steps, context, start_id,
+                                engine=self.portable_engine())
         if self.resolved_step() == "lean":
             return RingSchedule(loaded, lanes, steps, context, start_id)
         return ReprefillSchedule(loaded, lanes, steps, context, start_id)

@@ -1,7 +1,7 @@
 """What an LLM frame records about how it was computed, and how a decoder honours it.
 
 A frame names its model (hash), its payload layout and its engine: the portable integer engine
-(``"engine": "int8-v1"``, no machine facts: the arithmetic is specified) or the float one (the
+(``"engine": "int8-v2"``, no machine facts: the arithmetic is specified) or the float one (the
 forward, ``"step"``, and the machine facts its bits depend on, ``"numerics"``). The decoder
 refuses another model or engine with a clear error, warns when a float frame meets other
 numerics, and, when such a frame then fails, says why the data is most likely intact.
@@ -36,8 +36,8 @@ class NumericsWarning(UserWarning):
 class FingerprintPolicy:
     """The fingerprint methods of :class:`~llm_codecs.codecs.llm.LanguageModelCodec`.
 
-    Reads the codec's ``loaded``, ``model``, ``numerics``, ``step``, ``threads`` and
-    ``_frame_numerics`` attributes.
+    Reads the codec's ``loaded``, ``model``, ``numerics``, ``step``, ``threads``,
+    ``_frame_numerics`` and ``_frame_engine`` attributes.
     """
 
     def fingerprint(self) -> dict[str, Any]:
@@ -50,11 +50,17 @@ class FingerprintPolicy:
 
         loaded = self.loaded
         if self.resolved_numerics() == "portable":
-            from ..portable import ENGINE
-
-            return {"model": loaded.identity, "engine": ENGINE, "coder": PAYLOAD_LAYOUT}
+            return {"model": loaded.identity, "engine": self.portable_engine(),
+                    "coder": PAYLOAD_LAYOUT}
         return {"model": loaded.identity, "numerics": numerics(loaded, self.threads),
                 "step": self.resolved_step(), "coder": PAYLOAD_LAYOUT}
+
+    def portable_engine(self) -> str:
+        """The portable engine version this codec computes: the frame's when bound to one
+        (:meth:`bind`), else the latest (:data:`llm_codecs.portable.ENGINE`)."""
+        from ..portable import ENGINE
+
+        return self._frame_engine or ENGINE
 
     def resolved_numerics(self) -> str:
         """``"portable"`` or ``"native"``: the engine this codec runs with its model.
@@ -106,6 +112,10 @@ class FingerprintPolicy:
             if codec is self:
                 codec = copy.copy(self)
             codec.numerics = "native"
+        if isinstance(fingerprint, dict) and isinstance(fingerprint.get("engine"), str):
+            if codec is self:
+                codec = copy.copy(self)
+            codec._frame_engine = fingerprint["engine"]
         if isinstance(fingerprint, dict) and isinstance(fingerprint.get("numerics"), dict):
             if codec is self:
                 codec = copy.copy(self)
@@ -218,7 +228,7 @@ class FingerprintPolicy:
             )
 
     def _check_portable(self, fingerprint: dict[str, Any]) -> None:
-        from ..portable import ENGINE, ENGINES
+        from ..portable import ENGINES
 
         engine = fingerprint.get("engine")
         if engine not in ENGINES:
@@ -234,5 +244,3 @@ class FingerprintPolicy:
                 f"frame was made by the portable engine {engine!r}, this codec runs the float "
                 "('native') one: decode with numerics='portable' (or 'auto')"
             )
-        if engine != ENGINE:  # pragma: no cover - a single engine version exists so far
-            raise CorruptDataError(f"portable engine {engine!r} is not implemented")

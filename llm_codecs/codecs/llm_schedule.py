@@ -88,16 +88,18 @@ class _Inputs:
 
 class RingSchedule(_Inputs):
     """A ring KV cache of ``context`` slots per lane (module docstring), run by the lean float
-    forward (``engine="lean"``) or the portable integer one (``engine="portable"``)."""
+    forward (``engine="lean"``) or the portable integer one (``engine`` its version, one of
+    :data:`llm_codecs.portable.ENGINES`)."""
 
     def __init__(self, loaded, lanes: int, steps: int, context: int, start_id: int,
                  engine: str = "lean"):
         super().__init__(loaded, lanes, steps, start_id)
         self._slots = max(1, min(context, steps))
-        if engine == "portable":
+        if engine != "lean":
             from ..portable import integer_step
 
-            self._step = integer_step(loaded.model, lanes, self._slots, steps, loaded.device)
+            self._step = integer_step(loaded.model, lanes, self._slots, steps, loaded.device,
+                                      engine)
         else:
             from ..models.llama_step import LlamaStep
 
@@ -120,14 +122,14 @@ class PrefillSchedule:
     for integer (same window, same positions), so the payload is the same bytes.
     """
 
-    def __init__(self, loaded, inputs: np.ndarray, context: int):
+    def __init__(self, loaded, inputs: np.ndarray, context: int, engine: str):
         from ..portable import integer_prefill
 
         lanes, steps = inputs.shape
         self._inputs = inputs
         self._chunk = PREFILL_CHUNK
         window = max(1, min(context, steps))
-        self._prefill = integer_prefill(loaded.model, lanes, window, self._chunk)
+        self._prefill = integer_prefill(loaded.model, lanes, window, self._chunk, engine)
         self._first = -1
         self._logits = None
 

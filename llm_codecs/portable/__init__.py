@@ -22,14 +22,17 @@ from .weights import portable_support
 
 __all__ = ["ENGINE", "ENGINES", "integer_prefill", "integer_step", "portable_support"]
 
+#: Every engine this version can decode, oldest first: ``int8-v2`` caches keys and values as
+#: 8-bit mantissas with an exponent per vector, where ``int8-v1`` cached the 25-bit values.
+ENGINES = ("int8-v1", "int8-v2")
 #: The engine this version writes, as recorded in a frame's fingerprint.
-ENGINE = "int8-v1"
-#: Every engine this version can decode.
-ENGINES = (ENGINE,)
+ENGINE = ENGINES[-1]
 
 
-def integer_step(model: Any, lanes: int, slots: int, positions: int, device: str = "cpu"):
-    """The integer forward of ``model`` for ``lanes`` sequences on ``device``.
+def integer_step(model: Any, lanes: int, slots: int, positions: int, device: str = "cpu",
+                 engine: str = ENGINE):
+    """The integer forward of ``model`` for ``lanes`` sequences on ``device``, in the
+    arithmetic of ``engine`` (one of :data:`ENGINES`).
 
     The numba path on the CPU, the torch-operations path elsewhere; both compute the same
     values.
@@ -40,17 +43,17 @@ def integer_step(model: Any, lanes: int, slots: int, positions: int, device: str
     if str(device) == "cpu":
         from .cpu_step import CpuIntegerStep
 
-        return CpuIntegerStep(weights, lanes, slots, positions)
+        return CpuIntegerStep(weights, lanes, slots, positions, engine)
     from .step import IntegerLlamaStep
 
-    return IntegerLlamaStep(weights, lanes, slots, positions)
+    return IntegerLlamaStep(weights, lanes, slots, positions, engine)
 
 
-def integer_prefill(model: Any, lanes: int, window: int, chunk: int):
+def integer_prefill(model: Any, lanes: int, window: int, chunk: int, engine: str = ENGINE):
     """The integer forward of ``model`` on the CPU, ``chunk`` positions of ``lanes`` sequences
     per call (:class:`~llm_codecs.portable.cpu_prefill.CpuIntegerPrefill`): the values
     :func:`integer_step` gives position by position, for an encoder that knows every input."""
     from .cpu_prefill import CpuIntegerPrefill
     from .weights import integer_model
 
-    return CpuIntegerPrefill(integer_model(model, "cpu"), lanes, window, chunk)
+    return CpuIntegerPrefill(integer_model(model, "cpu"), lanes, window, chunk, engine)

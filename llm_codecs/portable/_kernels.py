@@ -209,11 +209,29 @@ def head_norm(qkv, first, count, D, gain, eps70):
 
 
 @numba.njit(inline="always", **_OPTS)
-def _write_key_value(qkv, row, cos, sin, heads, kv_heads, lane_keys, lane_values, at):
-    """Rotate this row's keys and write them and its values, Q12, at cache index ``at`` of
-    ``lane_keys`` ``(K, D, slots)`` and ``lane_values`` ``(K, slots, D)``."""
+def _cache_vector(x, bits, lim, cache, at_exps, at):
+    """Store one Q12 key or value vector ``x`` in the cache: itself (``bits`` 0, engine
+    ``int8-v1``), or ``bits``-bit mantissas with their power-of-two exponent (``int8-v2``)."""
+    e = np.int64(0)
+    if bits > 0:
+        amax = np.int64(0)
+        for i in range(x.shape[0]):
+            amax = max(amax, abs(x[i]))
+        e = max(bit_length(amax) - bits, 0)
+    for i in range(x.shape[0]):
+        cache[i] = min(max(shift_round(x[i], e), -lim), lim)
+    at_exps[at] = e
+
+
+@numba.njit(inline="always", **_OPTS)
+def _write_key_value(qkv, row, cos, sin, heads, kv_heads, lane_keys, lane_values, key_exps,
+                     value_exps, at, bits, kv):
+    """Rotate this row's keys and cache them and its values at index ``at`` of ``lane_keys``
+    ``(K, D, slots)``, ``lane_values`` ``(K, slots, D)`` and their exponents ``(K, slots)``
+    (:func:`_cache_vector`); ``kv`` ``(2, D)`` is scratch."""
     D = cos.shape[0]
     half = D // 2
+    lim = (np.int64(1) << bits) - 1 if bits > 0 else np.int64(KV_LIMIT)
     for kh in range(kv_heads):
         kb = (heads + kh) * D
         vb = (heads + kv_heads + kh) * D
@@ -222,10 +240,10 @@ def _write_key_value(qkv, row, cos, sin, heads, kv_heads, lane_keys, lane_values
                 x = qkv[row, kb + i] * cos[i] - qkv[row, kb + i + half] * sin[i]
             else:
                 x = qkv[row, kb + i] * cos[i] + qkv[row, kb + i - half] * sin[i]
-            k = shift_round(shift_round(x, 15), 4)
-            lane_keys[kh, i, at] = min(max(k, -KV_LIMIT), KV_LIMIT)
-            v = shift_round(qkv[row, vb + i], 4)
-            lane_values[kh, at, i] = min(max(v, -KV_LIMIT), KV_LIMIT)
+            kv[0, i] = min(max(shift_round(shift_round(x, 15), 4), -KV_LIMIT), KV_LIMIT)
+            kv[1, i] = min(max(shift_round(qkv[row, vb + i], 4), -KV_LIMIT), KV_LIMIT)
+        _cache_vector(kv[0], bits, lim, lane_keys[kh, :, at], key_exps[kh], at)
+        _cache_vector(kv[1], bits, lim, lane_values[kh, at], value_exps[kh], at)
 
 
 @numba.njit(inline="always", **_OPTS)
@@ -249,95 +267,100 @@ def _rotated_query(qkv, row, qb, cos, sin, qrot, qq):
 
 
 @numba.njit(inline="always", **_OPTS)
-def _score_weights(dots, n, e_q, score_mult, exp2, z, p):
-    """Q15 ``exp2`` weights ``p[:n]`` of the scores ``dots[:n]`` (exact integers), and the
-    factor that normalizes them."""
+def _attend_head(qq, e_q, keys, values, key_exps, value_exps, lo, n, score_mult, exp2, dots,
+                 z, weights, acc, out_row, qb):
+    """One query head's attention over cache indices ``lo .. lo + n - 1``: Q12 into
+    ``out_row[qb : qb + D]``.
+
+    ``qq`` holds the query's 16-bit mantissas (exponent ``e_q``); ``keys`` ``(D, slots)`` and
+    ``values`` ``(slots, D)`` the cached mantissas, ``key_exps`` and ``value_exps`` their
+    exponents. Keys are slot-minor so that the scores of all slots accumulate one query
+    component at a time, a contiguous row each, without a horizontal sum per slot. Products are
+    summed in float64, exactly: every partial sum is an integer below 2**53 (``docs/format.md``:
+    each product is below 2**39, at most 256 of them in a score, at most 8,192 slots, the
+    largest ``context``, in an output), and float64 multiply-adds vectorize where int64
+    multiplies do not.
+    """
+    D = qq.shape[0]
+    for j in range(n):
+        dots[j] = 0.0
+    for i in range(D):
+        qi = qq[i]
+        key_row = keys[i]
+        for j in range(n):
+            dots[j] += qi * np.float64(key_row[lo + j])
     zmax = np.int64(-(1 << 62))
     for j in range(n):
-        zj = shift_round(np.int64(dots[j]) * score_mult, 30 - e_q)
+        zj = shift_round((np.int64(dots[j]) << key_exps[lo + j]) * score_mult, 30 - e_q)
         z[j] = zj
-        if zj > zmax:
-            zmax = zj
+        zmax = max(zmax, zj)
     total = np.int64(0)
     for j in range(n):
         t = zmax - z[j]
         pj = exp2[t & 4095] >> min(t >> 12, 62)
-        p[j] = pj
+        z[j] = pj
         total += pj
-    return div_round(np.int64(1) << 45, total)
+    inv = div_round(np.int64(1) << 45, total)
+    for j in range(n):
+        weights[j] = np.float64(shift_round(z[j] * inv, 30) << value_exps[lo + j])
+    for i in range(D):
+        acc[i] = 0.0
+    for j in range(n):
+        weight = weights[j]
+        if weight == 0.0:  # exact: adds nothing
+            continue
+        value = values[lo + j]
+        for i in range(D):
+            acc[i] += weight * np.float64(value[i])
+    for i in range(D):
+        out_row[qb + i] = shift_round(np.int64(acc[i]), 15)
 
 
 @numba.njit(**_OPTS)
-def attention(qkv, cos, sin, keys, values, slot, n, heads, kv_heads, score_mult, exp2, out):
+def attention(qkv, cos, sin, keys, values, key_exps, value_exps, slot, n, heads, kv_heads,
+              score_mult, exp2, bits, out):
     """Rotary embedding, cache write and attention of one step for every lane.
 
-    ``qkv`` ``(lanes, (H + 2K) * D)`` Q16; ``keys`` ``(lanes, K, D, slots)`` and ``values``
-    ``(lanes, K, slots, D)``, int32 Q12 (this step's are written at ``slot``); ``out``
-    ``(lanes, H * D)`` Q12. The keys are stored slot-minor so that the scores of all slots
-    accumulate one query component at a time, a contiguous row each, without a horizontal sum
-    per slot (about 5% of a block's time); the sums are the same integers. Products are summed
-    in float64, exactly, as in :func:`attention_chunk`: every partial sum is an integer below
-    2**53 (queries below 2**15, keys and values below 2**24, probabilities at most 2**15; at most
-    8,192 slots, the largest ``context``, and head dimensions far below that). On an Intel Xeon,
-    whose 64-bit integer multiply is three micro-operations, this ran 10-15% faster.
+    ``qkv`` ``(lanes, (H + 2K) * D)`` Q16; ``keys`` ``(lanes, K, D, slots)``, ``values``
+    ``(lanes, K, slots, D)`` and their exponents ``(lanes, K, slots)``: the cache of
+    ``bits``-bit mantissas (0: the Q12 values themselves, engine ``int8-v1``), this step's
+    written at ``slot`` (:func:`_cache_vector`); ``out`` ``(lanes, H * D)`` Q12.
     """
     lanes = qkv.shape[0]
     D = cos.shape[0]
     G = heads // kv_heads
     qrot = np.empty(D, dtype=np.int64)
     qq = np.empty(D, dtype=np.float64)
+    kv = np.empty((2, D), dtype=np.int64)
     z = np.empty(n, dtype=np.int64)
     dots = np.empty(n, dtype=np.float64)
-    p = np.empty(n, dtype=np.int64)
+    weights = np.empty(n, dtype=np.float64)
     acc = np.empty(D, dtype=np.float64)
     for r in range(lanes):
-        _write_key_value(qkv, r, cos, sin, heads, kv_heads, keys[r], values[r], slot)
+        _write_key_value(qkv, r, cos, sin, heads, kv_heads, keys[r], values[r], key_exps[r],
+                         value_exps[r], slot, bits, kv)
         for hh in range(heads):
             kh = hh // G
-            qb = hh * D
-            lane_keys = keys[r, kh]  # 2-D row views: the inner loops vectorize
-            lane_values = values[r, kh]
-            e_q = _rotated_query(qkv, r, qb, cos, sin, qrot, qq)
-            for j in range(n):
-                dots[j] = 0.0
-            for i in range(D):
-                qi = qq[i]
-                key_column = lane_keys[i]
-                for j in range(n):
-                    dots[j] += qi * np.float64(key_column[j])
-            inv = _score_weights(dots, n, e_q, score_mult, exp2, z, p)
-            for i in range(D):
-                acc[i] = 0.0
-            for j in range(n):
-                pj = shift_round(p[j] * inv, 30)
-                if pj == 0:  # exact: adds nothing
-                    continue
-                weight = np.float64(pj)
-                value = lane_values[j]
-                for i in range(D):
-                    acc[i] += weight * np.float64(value[i])
-            for i in range(D):
-                out[r, qb + i] = shift_round(np.int64(acc[i]), 15)
+            e_q = _rotated_query(qkv, r, hh * D, cos, sin, qrot, qq)
+            _attend_head(qq, e_q, keys[r, kh], values[r, kh], key_exps[r, kh],
+                         value_exps[r, kh], 0, n, score_mult, exp2, dots, z, weights, acc,
+                         out[r], hh * D)
 
 
 @numba.njit(**_OPTS)
-def attention_chunk(qkv, cos, sin, keys, values, first, offset, chunk, window, heads, kv_heads,
-                    score_mult, exp2, out):
+def attention_chunk(qkv, cos, sin, keys, values, key_exps, value_exps, first, offset, chunk,
+                    window, heads, kv_heads, score_mult, exp2, bits, out):
     """:func:`attention` for ``chunk`` consecutive positions of every lane at once (the
     encoder knows every token, so a block's positions need not wait for each other).
 
     ``qkv`` ``(lanes * chunk, (H + 2K) * D)`` Q16, lane-major (row ``lane * chunk + c`` is
     position ``first + c``); ``cos``, ``sin`` from position ``first``; ``keys``
-    ``(lanes, K, D, room)`` and ``values`` ``(lanes, K, room, D)``: index ``b`` holds position
-    ``first - offset + b``, the ``window - 1`` before ``offset`` filled by the chunks before,
-    this chunk's written here. Position ``p`` attends to positions
-    ``max(0, p - window + 1) .. p``: the slots :func:`attention` holds at that step, in another
-    order, which the integer sums do not see. ``out`` as :func:`attention`'s, lane-major.
-
-    The products are summed in float64, exactly: every partial sum is an integer below 2**53
-    (queries below 2**15, keys and values below 2**24, probabilities at most 2**15, at most
-    ``window`` terms of each; ``docs/format.md``), and float64 multiply-adds vectorize where
-    int64 multiplies do not.
+    ``(lanes, K, D, room)``, ``values`` ``(lanes, K, room, D)`` and their exponents
+    ``(lanes, K, room)``: index ``b`` holds position ``first - offset + b``, the ``window - 1``
+    before ``offset`` filled by the chunks before, this chunk's written here. Position ``p``
+    attends to positions ``max(0, p - window + 1) .. p``: the slots :func:`attention` holds at
+    that step, in another order, which the integer sums do not see. ``out`` as
+    :func:`attention`'s, lane-major.
     """
     rows = qkv.shape[0]
     lanes = rows // chunk
@@ -346,42 +369,22 @@ def attention_chunk(qkv, cos, sin, keys, values, first, offset, chunk, window, h
     back = window - 1
     qrot = np.empty(D, dtype=np.int64)
     qq = np.empty(D, dtype=np.float64)
+    kv = np.empty((2, D), dtype=np.int64)
     z = np.empty(window, dtype=np.int64)
     dots = np.empty(window, dtype=np.float64)
-    p = np.empty(window, dtype=np.int64)
+    weights = np.empty(window, dtype=np.float64)
     acc = np.empty(D, dtype=np.float64)
     for r in range(lanes):
         for c in range(chunk):
             _write_key_value(qkv, r * chunk + c, cos[c], sin[c], heads, kv_heads, keys[r],
-                             values[r], offset + c)
+                             values[r], key_exps[r], value_exps[r], offset + c, bits, kv)
         for c in range(chunk):
             row = r * chunk + c
             hi = offset + c
             lo = max(hi - back, offset - first)  # positions before 0 do not exist
-            n = hi - lo + 1
             for hh in range(heads):
                 kh = hh // G
-                qb = hh * D
-                lane_keys = keys[r, kh]
-                lane_values = values[r, kh]
-                e_q = _rotated_query(qkv, row, qb, cos[c], sin[c], qrot, qq)
-                for j in range(n):
-                    dots[j] = 0.0
-                for i in range(D):
-                    qi = qq[i]
-                    key_row = lane_keys[i]
-                    for j in range(n):
-                        dots[j] += qi * np.float64(key_row[lo + j])
-                inv = _score_weights(dots, n, e_q, score_mult, exp2, z, p)
-                for i in range(D):
-                    acc[i] = 0.0
-                for j in range(n):
-                    pj = shift_round(p[j] * inv, 30)
-                    if pj == 0:  # exact: adds nothing
-                        continue
-                    weight = np.float64(pj)
-                    value = lane_values[lo + j]
-                    for i in range(D):
-                        acc[i] += weight * np.float64(value[i])
-                for i in range(D):
-                    out[row, qb + i] = shift_round(np.int64(acc[i]), 15)
+                e_q = _rotated_query(qkv, row, hh * D, cos[c], sin[c], qrot, qq)
+                _attend_head(qq, e_q, keys[r, kh], values[r, kh], key_exps[r, kh],
+                             value_exps[r, kh], lo, hi - lo + 1, score_mult, exp2, dots, z,
+                             weights, acc, out[row], hh * D)

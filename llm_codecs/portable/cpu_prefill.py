@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import ENGINE
 from . import _kernels as k
 from .arith import rope_tables
-from .cpu_step import _QKV_LIMIT, set_host_weights
+from .cpu_step import _QKV_LIMIT, kv_cache, set_host_weights
 from .weights import IntModel
 
 __all__ = ["GROUP_ROWS", "CpuIntegerPrefill"]
@@ -41,9 +42,12 @@ class CpuIntegerPrefill:
         Positions each attends to, its own included (the step-by-step forward's slots).
     chunk : int
         Positions per call.
+    engine : str, optional
+        The engine version whose arithmetic to compute (default the latest).
     """
 
-    def __init__(self, weights: IntModel, lanes: int, window: int, chunk: int):
+    def __init__(self, weights: IntModel, lanes: int, window: int, chunk: int,
+                 engine: str = ENGINE):
         self.w = weights
         self.lanes, self.window, self.chunk = lanes, window, chunk
         layers, K, D = len(weights.layers), weights.kv_heads, weights.head_dim
@@ -51,8 +55,8 @@ class CpuIntegerPrefill:
         # Each lane's keys and values of the last window - 1 positions and room for ROOM calls
         # after them: moved back to the start only when the room is used up.
         history = window - 1 + ROOM * chunk
-        self.keys = np.zeros((layers, lanes, K, D, history), dtype=np.int32)
-        self.values = np.zeros((layers, lanes, K, history, D), dtype=np.int32)
+        self.bits, self.keys, self.values, self.key_exps, self.value_exps = kv_cache(
+            engine, layers, lanes, K, D, history)
         set_host_weights(self, weights)
         d = weights.embed.shape[1]
         inner = self.layers[0][2].mult.shape[0] // 2 if self.layers else 0
@@ -114,11 +118,14 @@ class CpuIntegerPrefill:
                 k.head_norm(qkv_out, 0, w.heads, w.head_dim, gain_q, eps)
                 k.head_norm(qkv_out, w.heads, w.kv_heads, w.head_dim, gain_k, eps)
             keys, values = self.keys[i, lane:end], self.values[i, lane:end]
+            key_exps, value_exps = self.key_exps[i, lane:end], self.value_exps[i, lane:end]
             if move and back > 0:  # the room is used up: the history moves to the start
-                keys[..., :back] = keys[..., move - back : move]
+                for slot_minor in (keys, key_exps, value_exps):
+                    slot_minor[..., :back] = slot_minor[..., move - back : move]
                 values[:, :, :back] = values[:, :, move - back : move]
-            k.attention_chunk(qkv_out, cos, sin, keys, values, first, self._offset, chunk,
-                              self.window, w.heads, w.kv_heads, w.score_mult, self.exp2, att)
+            k.attention_chunk(qkv_out, cos, sin, keys, values, key_exps, value_exps, first,
+                              self._offset, chunk, self.window, w.heads, w.kv_heads,
+                              w.score_mult, self.exp2, self.bits, att)
             xa = self._xq[:rows, : att.shape[1]]
             k.quant_rows(att, xa, factor, sh)
             k.residual_add(h, out.acc(xa), out.mult, out.shift, factor, sh, 12)

@@ -12,12 +12,13 @@ import numpy as np
 import torch
 
 from ..growth import capacity, grown
+from . import ENGINE
 from . import _kernels as k
 from .arith import exp2_table, int8_matmul, rope_tables
-from .step import sigmoid_table
+from .step import kv_cut, sigmoid_table
 from .weights import IntLinear, IntModel
 
-__all__ = ["CpuIntegerStep"]
+__all__ = ["CpuIntegerStep", "kv_cache"]
 
 _QKV_LIMIT = 1 << 40
 
@@ -51,6 +52,22 @@ def set_host_weights(target, weights: IntModel) -> None:
     target.head = _Linear(weights.head)
 
 
+def kv_cache(engine: str, layers: int, lanes: int, kv_heads: int, head_dim: int, slots: int):
+    """``(bits, keys, values, key_exps, value_exps)``: an empty KV cache as the attention
+    kernels read it, in ``engine``'s format (:func:`~llm_codecs.portable.step.kv_cut`).
+
+    Keys are slot-minor ``(layers, lanes, K, D, slots)``, values slot-major
+    ``(layers, lanes, K, slots, D)``, the exponents ``(layers, lanes, K, slots)``; the
+    mantissas are int8 for ``int8-v2``, int32 for the full values of ``int8-v1``.
+    """
+    bits = kv_cut(engine)
+    dtype = np.int8 if 0 < bits < 8 else np.int32
+    keys = np.zeros((layers, lanes, kv_heads, head_dim, slots), dtype=dtype)
+    values = np.zeros((layers, lanes, kv_heads, slots, head_dim), dtype=dtype)
+    exps = np.zeros((2, layers, lanes, kv_heads, slots), dtype=np.int8)
+    return bits, keys, values, exps[0], exps[1]
+
+
 class CpuIntegerStep:
     """Integer forward of a Llama-family model on the CPU (see the module docstring).
 
@@ -58,11 +75,12 @@ class CpuIntegerStep:
     ----------
     weights : IntModel
         On the CPU.
-    lanes, slots, positions
+    lanes, slots, positions, engine
         As :class:`~llm_codecs.portable.step.IntegerLlamaStep`.
     """
 
-    def __init__(self, weights: IntModel, lanes: int, slots: int, positions: int | None = None):
+    def __init__(self, weights: IntModel, lanes: int, slots: int, positions: int | None = None,
+                 engine: str = ENGINE):
         self.w = weights
         self.positions = slots if positions is None else max(positions, slots)
         self.lanes, self.slots = lanes, slots
@@ -70,10 +88,8 @@ class CpuIntegerStep:
         # (llm_codecs.growth): a lane's declared length buys nothing before it is decoded.
         self.cos = self.sin = np.zeros((0, weights.head_dim), dtype=np.int64)
         set_host_weights(self, weights)
-        layers, K, D = len(weights.layers), weights.kv_heads, weights.head_dim
-        # Keys slot-minor, values slot-major: each as the attention kernel reads it.
-        self.keys = np.zeros((layers, lanes, K, D, 0), dtype=np.int32)
-        self.values = np.zeros((layers, lanes, K, 0, D), dtype=np.int32)
+        self.bits, self.keys, self.values, self.key_exps, self.value_exps = kv_cache(
+            engine, len(weights.layers), lanes, weights.kv_heads, weights.head_dim, 0)
         d = weights.embed.shape[1]
         H, K, D = weights.heads, weights.kv_heads, weights.head_dim
         inner = self.layers[0][2].mult.shape[0] // 2 if self.layers else 0
@@ -95,6 +111,8 @@ class CpuIntegerStep:
             self.cos, self.sin = cos.numpy(), sin.numpy()
         self.keys = grown(self.keys, 4, slot + 1, self.slots)
         self.values = grown(self.values, 3, slot + 1, self.slots)
+        self.key_exps = grown(self.key_exps, 3, slot + 1, self.slots)
+        self.value_exps = grown(self.value_exps, 3, slot + 1, self.slots)
 
     def step(self, ids: torch.Tensor, position: int, slot: int | None = None,
              filled: int | None = None) -> torch.Tensor:
@@ -117,8 +135,9 @@ class CpuIntegerStep:
                 gain_q, gain_k, eps = self.qk_norms[i]
                 k.head_norm(self._qkv, 0, w.heads, w.head_dim, gain_q, eps)
                 k.head_norm(self._qkv, w.heads, w.kv_heads, w.head_dim, gain_k, eps)
-            k.attention(self._qkv, cos, sin, self.keys[i], self.values[i], slot, n, w.heads,
-                        w.kv_heads, w.score_mult, self.exp2, self._att)
+            k.attention(self._qkv, cos, sin, self.keys[i], self.values[i], self.key_exps[i],
+                        self.value_exps[i], slot, n, w.heads, w.kv_heads, w.score_mult,
+                        self.exp2, self.bits, self._att)
             xa = self._xq[:lanes, : self._att.shape[1]]
             k.quant_rows(self._att, xa, factor, sh)
             k.residual_add(h, out.acc(xa), out.mult, out.shift, factor, sh, 12)

@@ -10,7 +10,8 @@ torch version and on CUDA. Formats (``docs/format.md`` specifies each step):
   (:mod:`.weights`), and the product is an exact integer (:func:`.arith.int8_matmul`);
 - RMSNorm is integer: sum of squares, integer square root;
 - attention: rotary tables from :func:`.arith.rope_tables`, queries as 16-bit mantissas,
-  keys and values cached in Q12, scores in Q12 log2 units, ``exp2`` from a table; the float64
+  keys and values cached in Q12 (``int8-v1``) or as 8-bit mantissas with a power-of-two
+  exponent per vector (``int8-v2``), scores in Q12 log2 units, ``exp2`` from a table; the float64
   matrix products there only ever sum integers below ``2**53``, which is exact in any order;
 - SiLU through a sigmoid table built from the same ``exp2`` table.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import torch
 
 from ..growth import capacity, grown
+from . import ENGINE
 from .arith import (
     bit_length,
     exp2_neg,
@@ -33,7 +35,12 @@ from .arith import (
 )
 from .weights import IntLinear, IntModel
 
-__all__ = ["IntegerLlamaStep", "sigmoid_table"]
+__all__ = ["KV_MANTISSA_BITS", "IntegerLlamaStep", "kv_cut", "sigmoid_table"]
+
+#: Bits (sign apart) of a cached key or value per engine version: ``int8-v1`` caches the Q12
+#: values themselves (0), ``int8-v2`` 7-bit mantissas with a power-of-two exponent per vector,
+#: a quarter of the memory the decoder streams at every step (``docs/format.md``).
+KV_MANTISSA_BITS = {"int8-v1": 0, "int8-v2": 7}
 
 # Keys, values and queries clamp: keeps every float64 product sum below 2**53 (format.md).
 _KV_LIMIT = (1 << 24) - 1
@@ -59,6 +66,30 @@ def sigmoid_table(device="cpu") -> torch.Tensor:
         table = torch.div((e << 16) + den, 2 * den, rounding_mode="floor").to(device)
         _tables[key] = table
     return table
+
+
+def kv_cut(engine: str) -> int:
+    """The cache's mantissa bits for ``engine`` (:data:`KV_MANTISSA_BITS`).
+
+    Raises
+    ------
+    ValueError
+        An engine version this llm_codecs does not know.
+    """
+    if engine not in KV_MANTISSA_BITS:
+        raise ValueError(f"unknown portable engine {engine!r} (known: "
+                         f"{', '.join(KV_MANTISSA_BITS)})")
+    return KV_MANTISSA_BITS[engine]
+
+
+def _cache_vectors(x: torch.Tensor, bits: int):
+    """Q12 vectors ``x`` ``(..., D)`` as cached: ``(mantissas, exponents)``, see
+    :func:`kv_cut`; ``x`` itself and zeros when ``bits`` is 0."""
+    if not bits:
+        return x, torch.zeros(x.shape[:-1], dtype=torch.int64, device=x.device)
+    e = (bit_length(x.abs().amax(dim=-1, keepdim=True)) - bits).clamp_(min=0)
+    limit = (1 << bits) - 1
+    return shift_round(x, e).clamp_(-limit, limit), e.squeeze(-1)
 
 
 def _norm_quant(h: torch.Tensor, eps: int):
@@ -144,10 +175,16 @@ class IntegerLlamaStep:
         KV-cache slots per lane.
     positions : int, optional
         Highest position + 1 a token may take (default ``slots``).
+    engine : str, optional
+        The engine version whose arithmetic to compute (default the latest,
+        :data:`~llm_codecs.portable.ENGINE`); they differ in how keys and values are cached
+        (:func:`kv_cut`).
     """
 
-    def __init__(self, weights: IntModel, lanes: int, slots: int, positions: int | None = None):
+    def __init__(self, weights: IntModel, lanes: int, slots: int, positions: int | None = None,
+                 engine: str = ENGINE):
         self.w = weights
+        self.bits = kv_cut(engine)
         self.device = weights.embed.device
         self.positions = slots if positions is None else max(positions, slots)
         self.lanes, self.slots = lanes, slots
@@ -158,6 +195,8 @@ class IntegerLlamaStep:
         shape = (len(weights.layers), lanes, weights.kv_heads, 0, weights.head_dim)
         self.keys = torch.zeros(shape, dtype=torch.float64, device=self.device)
         self.values = torch.zeros(shape, dtype=torch.float64, device=self.device)
+        self.key_exps = torch.zeros(shape[:-1], dtype=torch.int64, device=self.device)
+        self.value_exps = torch.zeros(shape[:-1], dtype=torch.int64, device=self.device)
         self._exp2 = exp2_table(self.device)
         self._sigmoid = sigmoid_table(self.device)
         # Output shifts of the matrices that follow a norm: shift[o] - 7 (format.md).
@@ -172,6 +211,8 @@ class IntegerLlamaStep:
             self.cos, self.sin = rope_tables(rows, self.w.head_dim, self.w.theta, self.device)
         self.keys = grown(self.keys, 3, slot + 1, self.slots)
         self.values = grown(self.values, 3, slot + 1, self.slots)
+        self.key_exps = grown(self.key_exps, 3, slot + 1, self.slots)
+        self.value_exps = grown(self.value_exps, 3, slot + 1, self.slots)
 
     def _rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         half = x.shape[-1] // 2
@@ -186,14 +227,16 @@ class IntegerLlamaStep:
         amax = q.abs().amax(dim=2, keepdim=True)
         e_q = (bit_length(amax) - 15).clamp_(min=0)
         qq = shift_round(q, e_q).view(lanes, K, H // K, D)
-        keys = self.keys[i, :, :, :n]  # (lanes, K, n, D), Q12
+        keys = self.keys[i, :, :, :n]  # (lanes, K, n, D): mantissas of Q12
         dot = torch.matmul(qq.to(torch.float64), keys.transpose(-1, -2)).to(torch.int64)
+        dot = dot << self.key_exps[i, :, :, :n].unsqueeze(2)
         # Scores in log2 units, Q12: dot * 2**(e_q - 28) * log2(e) / sqrt(D) * 2**12.
         z = shift_round(dot * w.score_mult, 30 - e_q.view(lanes, K, H // K, 1))
         t = z.amax(dim=-1, keepdim=True) - z
         p = exp2_neg(t, self._exp2)  # Q15, the maximum exactly 2**15
         inv = _div_round(torch.full_like(p[..., :1], 1 << 45), p.sum(dim=-1, keepdim=True))
         p = shift_round(p * inv, 30)  # Q15 probabilities
+        p = p << self.value_exps[i, :, :, :n].unsqueeze(2)
         values = self.values[i, :, :, :n]
         s = torch.matmul(p.to(torch.float64), values).to(torch.int64)
         return shift_round(s, 15).reshape(lanes, H * D)
@@ -235,9 +278,11 @@ class IntegerLlamaStep:
                                 dim=1)
             qk = self._rotate(qkv[:, : H + K], cos, sin)
             kv_new = shift_round(torch.cat((qk[:, H:], qkv[:, H + K :]), dim=1), 4)
-            kv_new = kv_new.clamp_(-_KV_LIMIT, _KV_LIMIT).to(torch.float64)
-            self.keys[i, :, :, slot] = kv_new[:, :K]
-            self.values[i, :, :, slot] = kv_new[:, K:]
+            kv_new, exps = _cache_vectors(kv_new.clamp_(-_KV_LIMIT, _KV_LIMIT), self.bits)
+            self.keys[i, :, :, slot] = kv_new[:, :K].to(torch.float64)
+            self.values[i, :, :, slot] = kv_new[:, K:].to(torch.float64)
+            self.key_exps[i, :, :, slot] = exps[:, :K]
+            self.value_exps[i, :, :, slot] = exps[:, K:]
             att = self._attention(qk[:, :H], i, n)
             h = (h + _linear_quant(att, 12, layer.out)).clamp_(-_RESIDUAL_LIMIT, _RESIDUAL_LIMIT)
             xq, factor = _norm_quant(h, layer.eps_post)
