@@ -119,8 +119,30 @@ HEADER_DICTIONARY_3 = HEADER_DICTIONARY_2 + b"".join(
 #: Header flag of compact frames only, beside the JSON's encoding: the frame holds a chunk of
 #: strings (its JSON has a ``layout``), so the chunk's size follows the block's.
 FLAG_COMPACT_STRINGS = 0x10
+#: Header flag: raw deflate primed with :data:`HEADER_DICTIONARY_4`; written for frames of the
+#: portable engine ``int8-v2``, which no reader before that engine could decode anyway (the
+#: older dictionaries spell ``int8-v1``: three bytes more per frame).
+FLAG_DICTIONARY_4 = 0x20
+#: The preset dictionary of :data:`FLAG_DICTIONARY_4` headers (part of the format, never to
+#: change): the third dictionary, then the default model's ``int8-v2`` header without and
+#: with each kind of layout.
+HEADER_DICTIONARY_4 = HEADER_DICTIONARY_3 + b"".join(
+    b'{"block_size":65536,"codec":"llm","fingerprint":{"coder":"rans64-shared",'
+    b'"engine":"int8-v2","model":{"name":"default","revision":null,"sha256":'
+    b'"0221751d61cd6556bca462f7d6e03ba01efccc5ff6dc7d8a2ca383f130f2dd9f"}},'
+    + layout
+    + b'"params":{"cache":true,"context":64,"device":"cpu","dtype":"float32",'
+    b'"fallback":true,"lanes":96,"model":"default","numerics":"auto","revision":null,'
+    b'"scale_bits":28,"step":"auto","threads":1}}'
+    for layout in (
+        b'',
+        b'"layout":{"kind":"vlen","separator":10},',
+        b'"layout":{"itemsize":400,"kind":"fixed-utf32le","separator":10},',
+        b'"layout":{"itemsize":100,"kind":"fixed-bytes","separator":10},',
+    )
+)
 _DICTIONARIES = {FLAG_DICTIONARY: HEADER_DICTIONARY, FLAG_DICTIONARY_2: HEADER_DICTIONARY_2,
-                 FLAG_DICTIONARY_3: HEADER_DICTIONARY_3}
+                 FLAG_DICTIONARY_3: HEADER_DICTIONARY_3, FLAG_DICTIONARY_4: HEADER_DICTIONARY_4}
 #: Largest block size any frame may declare (and so the most one block decode allocates).
 MAX_BLOCK_SIZE = 64 << 20
 #: The shortest frame there can be: a compact one with a one-byte JSON length, one byte of
@@ -223,7 +245,13 @@ class FrameHeader:
         body = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
         if len(body) > MAX_HEADER_JSON:
             raise CodecError(f"frame header too large ({len(body)} bytes)")
-        flag = FLAG_DICTIONARY_2 if self.layout is None else FLAG_DICTIONARY_3
+        # The oldest dictionary a reader of this frame must know: older readers still read
+        # what they could decode.
+        engine = (self.fingerprint or {}).get("engine")
+        if engine not in (None, "int8-v1"):
+            flag = FLAG_DICTIONARY_4
+        else:
+            flag = FLAG_DICTIONARY_2 if self.layout is None else FLAG_DICTIONARY_3
         deflated = _deflate_header(body, flag)
         return (flag, deflated) if len(deflated) < len(body) else (0, body)
 

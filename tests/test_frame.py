@@ -207,15 +207,33 @@ def test_long_headers_are_stored_deflated_and_read_back():
                                  len(short) + FOOTER_SIZE)[0].params == {"n": note}
 
 
-def test_the_default_models_one_block_frame_costs_about_thirty_bytes():
+@pytest.mark.parametrize(("fallback", "most"), [(True, 30), (False, 35)])
+def test_the_default_models_one_block_frame_costs_about_thirty_bytes(fallback, most):
+    from llm_codecs.frame import FLAG_DICTIONARY_4
+    from llm_codecs.portable import ENGINE
+
     data = b"An archive is worth what can read it. " * 40
-    frame = llm_codecs.compress(data, "llm", fallback=False)
+    frame = llm_codecs.compress(data, "llm", fallback=fallback)
     reader = FrameReader(frame)
-    assert reader.header.fingerprint["engine"] == "int8-v1"
+    assert reader.header.fingerprint["engine"] == ENGINE
     assert reader.version == 3 and reader.blocks[0].method == 3
-    # Header, block description and checksums: all a Zarr chunk pays beyond its payload.
-    assert len(frame) - reader.blocks[0].compressed_size <= 34
+    assert frame[5] == FLAG_DICTIONARY_4  # the dictionary that spells this engine
+    # Header, block description and checksums: all a Zarr chunk pays beyond its payload (the
+    # defaults' header is the dictionary's; fallback=False differs from it in one value).
+    assert len(frame) - reader.blocks[0].compressed_size <= most
     assert llm_codecs.decompress(frame) == data
+
+
+def test_frames_older_readers_could_decode_keep_the_dictionaries_they_know():
+    from llm_codecs.frame import FLAG_DICTIONARY_2, FrameHeader
+
+    # The newest dictionary only where the engine is new: a classic frame, or one of the first
+    # engine, stays readable by every reader that can decode it.
+    assert llm_codecs.compress(TEXT * 4, "lz77", block_size=500)[5] == FLAG_DICTIONARY_2
+    v1 = {"coder": "rans64-shared", "engine": "int8-v1",
+          "model": {"name": "default", "revision": None, "sha256": "0" * 64}}
+    params = {"lanes": 96, "model": "default", "note": "x" * 200}
+    assert FrameHeader("llm", params, 65536, v1).to_bytes()[5] == FLAG_DICTIONARY_2
 
 
 def test_a_model_fingerprint_costs_about_a_hundred_bytes_with_the_dictionary():
