@@ -267,31 +267,50 @@ def _rotated_query(qkv, row, qb, cos, sin, qrot, qq):
 
 
 @numba.njit(inline="always", **_OPTS)
-def _attend_head(qq, e_q, keys, values, key_exps, value_exps, lo, n, score_mult, exp2, dots,
-                 z, weights, acc, out_row, qb):
+def _attend_head(qq, e_q, keys, values, key_exps, value_exps, lo, n, bits, score_mult, exp2,
+                 scratch, out_row, qb):
     """One query head's attention over cache indices ``lo .. lo + n - 1``: Q12 into
     ``out_row[qb : qb + D]``.
 
     ``qq`` holds the query's 16-bit mantissas (exponent ``e_q``); ``keys`` ``(D, slots)`` and
     ``values`` ``(slots, D)`` the cached mantissas, ``key_exps`` and ``value_exps`` their
-    exponents. Keys are slot-minor so that the scores of all slots accumulate one query
-    component at a time, a contiguous row each, without a horizontal sum per slot. Products are
-    summed in float64, exactly: every partial sum is an integer below 2**53 (``docs/format.md``:
-    each product is below 2**39, at most 256 of them in a score, at most 8,192 slots, the
-    largest ``context``, in an output), and float64 multiply-adds vectorize where int64
-    multiplies do not.
+    exponents; ``scratch`` is :func:`_head_scratch`'s. Keys are slot-minor so that the scores of
+    all slots accumulate one query component at a time, a contiguous row each, without a
+    horizontal sum per slot. Every sum is exact (``docs/format.md``): with 8-bit mantissas
+    (``bits`` 1 .. 7) a score is below 2**31 and summed in int32; otherwise products are summed
+    in float64, every partial sum an integer below 2**53 (each product is below 2**39, at most
+    256 of them in a score, at most 8,192 slots, the largest ``context``, in an output), and
+    float64 multiply-adds vectorize where int64 multiplies do not. The rows are sliced at
+    ``lo`` once rather than indexed at ``lo + j``: numba cannot tell that such an index is not
+    negative, and its wraparound check kept the loops from vectorizing (2.3x slower).
     """
+    q32, dots32, dots, z, weights, acc = scratch
     D = qq.shape[0]
-    for j in range(n):
-        dots[j] = 0.0
-    for i in range(D):
-        qi = qq[i]
-        key_row = keys[i]
+    key_exps = key_exps[lo : lo + n]
+    value_exps = value_exps[lo : lo + n]
+    if 0 < bits < 8:
+        for i in range(D):
+            q32[i] = np.int32(qq[i])
         for j in range(n):
-            dots[j] += qi * np.float64(key_row[lo + j])
+            dots32[j] = 0
+        for i in range(D):
+            qi = q32[i]
+            key_row = keys[i, lo : lo + n]
+            for j in range(n):
+                dots32[j] += qi * np.int32(key_row[j])
+        for j in range(n):
+            dots[j] = np.float64(dots32[j])
+    else:
+        for j in range(n):
+            dots[j] = 0.0
+        for i in range(D):
+            qi = qq[i]
+            key_row = keys[i, lo : lo + n]
+            for j in range(n):
+                dots[j] += qi * np.float64(key_row[j])
     zmax = np.int64(-(1 << 62))
     for j in range(n):
-        zj = shift_round((np.int64(dots[j]) << key_exps[lo + j]) * score_mult, 30 - e_q)
+        zj = shift_round((np.int64(dots[j]) << key_exps[j]) * score_mult, 30 - e_q)
         z[j] = zj
         zmax = max(zmax, zj)
     total = np.int64(0)
@@ -302,7 +321,7 @@ def _attend_head(qq, e_q, keys, values, key_exps, value_exps, lo, n, score_mult,
         total += pj
     inv = div_round(np.int64(1) << 45, total)
     for j in range(n):
-        weights[j] = np.float64(shift_round(z[j] * inv, 30) << value_exps[lo + j])
+        weights[j] = np.float64(shift_round(z[j] * inv, 30) << value_exps[j])
     for i in range(D):
         acc[i] = 0.0
     for j in range(n):
@@ -314,6 +333,14 @@ def _attend_head(qq, e_q, keys, values, key_exps, value_exps, lo, n, score_mult,
             acc[i] += weight * np.float64(value[i])
     for i in range(D):
         out_row[qb + i] = shift_round(np.int64(acc[i]), 15)
+
+
+@numba.njit(inline="always", **_OPTS)
+def _head_scratch(D, slots):
+    """:func:`_attend_head`'s scratch arrays for ``D``-dimensional heads over ``slots`` slots."""
+    return (np.empty(D, dtype=np.int32), np.empty(slots, dtype=np.int32),
+            np.empty(slots, dtype=np.float64), np.empty(slots, dtype=np.int64),
+            np.empty(slots, dtype=np.float64), np.empty(D, dtype=np.float64))
 
 
 @numba.njit(**_OPTS)
@@ -332,10 +359,7 @@ def attention(qkv, cos, sin, keys, values, key_exps, value_exps, slot, n, heads,
     qrot = np.empty(D, dtype=np.int64)
     qq = np.empty(D, dtype=np.float64)
     kv = np.empty((2, D), dtype=np.int64)
-    z = np.empty(n, dtype=np.int64)
-    dots = np.empty(n, dtype=np.float64)
-    weights = np.empty(n, dtype=np.float64)
-    acc = np.empty(D, dtype=np.float64)
+    scratch = _head_scratch(D, n)
     for r in range(lanes):
         _write_key_value(qkv, r, cos, sin, heads, kv_heads, keys[r], values[r], key_exps[r],
                          value_exps[r], slot, bits, kv)
@@ -343,8 +367,8 @@ def attention(qkv, cos, sin, keys, values, key_exps, value_exps, slot, n, heads,
             kh = hh // G
             e_q = _rotated_query(qkv, r, hh * D, cos, sin, qrot, qq)
             _attend_head(qq, e_q, keys[r, kh], values[r, kh], key_exps[r, kh],
-                         value_exps[r, kh], 0, n, score_mult, exp2, dots, z, weights, acc,
-                         out[r], hh * D)
+                         value_exps[r, kh], 0, n, bits, score_mult, exp2, scratch, out[r],
+                         hh * D)
 
 
 @numba.njit(**_OPTS)
@@ -370,10 +394,7 @@ def attention_chunk(qkv, cos, sin, keys, values, key_exps, value_exps, first, of
     qrot = np.empty(D, dtype=np.int64)
     qq = np.empty(D, dtype=np.float64)
     kv = np.empty((2, D), dtype=np.int64)
-    z = np.empty(window, dtype=np.int64)
-    dots = np.empty(window, dtype=np.float64)
-    weights = np.empty(window, dtype=np.float64)
-    acc = np.empty(D, dtype=np.float64)
+    scratch = _head_scratch(D, window)
     for r in range(lanes):
         for c in range(chunk):
             _write_key_value(qkv, r * chunk + c, cos[c], sin[c], heads, kv_heads, keys[r],
@@ -386,5 +407,5 @@ def attention_chunk(qkv, cos, sin, keys, values, key_exps, value_exps, first, of
                 kh = hh // G
                 e_q = _rotated_query(qkv, row, hh * D, cos[c], sin[c], qrot, qq)
                 _attend_head(qq, e_q, keys[r, kh], values[r, kh], key_exps[r, kh],
-                             value_exps[r, kh], lo, hi - lo + 1, score_mult, exp2, dots, z,
-                             weights, acc, out[row], hh * D)
+                             value_exps[r, kh], lo, hi - lo + 1, bits, score_mult, exp2,
+                             scratch, out[row], hh * D)
