@@ -404,7 +404,7 @@ def portable_frames(tmp_path_factory, tiny_models):
     """Frames of real text made here: the embedded model with the defaults (prose blocks by
     the model, the log's by the classic fallback, context mixing: numba kernels too), tiny
     Llama and Qwen2 with every block by the model, and the context-mixing codec alone, on the
-    text and on a baseline JPEG."""
+    text and on a baseline JPEG; and a golden frame of engine ``int8-v1``."""
     root = tmp_path_factory.mktemp("portable")
     data = read_head("canterbury/alice29.txt", 7000) + read_head("loghub/HDFS_2k.log", 3000)
     frames, digests = [], {}
@@ -434,6 +434,11 @@ def portable_frames(tmp_path_factory, tiny_models):
     path.write_bytes(llm_codecs.compress(streams, "cm"))
     frames.append(str(path))
     digests[str(path)] = hashlib.sha256(streams).hexdigest()
+    # A golden frame of the first engine version, int8-v1 (its 25-bit cache, int32 kernels).
+    golden = Path(__file__).parent / "data" / "golden"
+    frames.append(str(golden / "records.json.llm-compact.llmz"))
+    assert FrameReader(Path(frames[-1]).read_bytes()).header.fingerprint["engine"] == "int8-v1"
+    digests[frames[-1]] = hashlib.sha256((golden / "records.json").read_bytes()).hexdigest()
     methods = {b.method for b in FrameReader(Path(frames[0]).read_bytes()).blocks}
     assert {3, 9} <= methods, methods  # the defaults mix model and CM (version 5) blocks
     source = root / "source.bin"
