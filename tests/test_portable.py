@@ -153,6 +153,7 @@ def test_engine_versions_differ_only_in_the_cache():
     assert float((v1 - v2).abs().mean() / v1.abs().mean()) < 0.08
     with pytest.raises(ValueError, match="unknown portable engine"):
         CpuIntegerStep(weights, 3, 8, engine="int8-v0")
+    assert tuple(step_module.KV_MANTISSA_BITS) == ENGINES  # every version has its cache
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
