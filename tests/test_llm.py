@@ -320,7 +320,7 @@ def test_model_may_win_compares_the_extrapolated_rate_with_the_rival():
 
 
 def _probe_codec(**params):
-    codec = make_codec("llm", lanes=4, **params)
+    codec = make_codec("llm", **{"lanes": 4, **params})
     codec._fallback_payload(b"compile or load the LZ77 kernels")
     return codec
 
@@ -375,6 +375,22 @@ def test_each_look_of_the_probe_can_give_up_on_its_own(monkeypatch, early_gain, 
     late = (llm_module.PROBE_STEPS - llm_module.PROBE_WINDOW, llm_module.PROBE_STEPS)
     # The early look gives up before the model runs the late one's steps.
     assert calls == ([early] if early_gain else [early, late])
+
+
+def test_the_probe_decides_alike_in_a_fresh_process_and_a_warm_one(monkeypatch):
+    # A fresh process codes the model before its first fallback (which may compile); its probe
+    # must still give up where a warm process's does: frames never depend on process history.
+    import llm_codecs.codecs.llm as llm_module
+
+    block = b"An archive is worth what can read it. " * 40  # the context mixer's, not the model's
+    monkeypatch.setattr(llm_module._fallback_ready, "is_set", lambda: False)
+    first = make_codec("llm")
+    cold = first.encode_blocks([block])
+    assert first.probe_counts == {"given_up": 1, "coded": 0}
+    monkeypatch.undo()
+    warm = _probe_codec(lanes=96)
+    assert warm.encode_blocks([block]) == cold
+    assert warm.probe_counts == {"given_up": 1, "coded": 0}
 
 
 def test_a_block_the_probe_keeps_is_coded_exactly_as_without_it():

@@ -435,9 +435,18 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         else:
             # The first LZ77 call of a process may compile its kernels (tens of seconds on a
             # fresh install). Compilation holds the GIL and numba's lock almost throughout, so a
-            # model run beside it would crawl. The model codes first, then LZ77 compiles.
-            coded = self.encode_block(block)
-            method, payload = self._fallback_payload(block)
+            # model run beside it would crawl. The model codes first; the fallback is coded in
+            # this thread when the probe asks for its size (or after the model): the probe
+            # decides as it does above, so a frame does not depend on what the process did
+            # before.
+            found: list[tuple[int, bytes]] = []
+
+            def rival() -> int:
+                found.append(self._fallback_payload(block))
+                return len(found[0][1])
+
+            coded = self.encode_block(block, rival if self.probe else None)
+            method, payload = found[0] if found else self._fallback_payload(block)
         if coded is not None and len(coded) < len(payload):
             return self.method_id, coded
         return method, payload

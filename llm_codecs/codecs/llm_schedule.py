@@ -159,7 +159,7 @@ class ReprefillSchedule(_Inputs):
         import inspect
 
         super().__init__(loaded, lanes, steps, start_id)
-        self._model = loaded.model
+        self._model = loaded.torch_model()
         self._context = context
         self._keep = max(1, context // 2)
         # transformers >= 5.2x renamed ``past_key_values`` to ``cache``; accept both.
