@@ -125,6 +125,20 @@ def model_may_win(window_bits: float, window_tokens: int, tokens: int,
 _fallback_ready = threading.Event()
 
 
+class _LateRival:
+    """A rival (the fallback) whose size is known only after the model has coded: the probe's
+    looks are kept, ``(bits, count, tokens, gain)`` each, and judged by :meth:`gives_up` as
+    :func:`model_may_win` would have judged them during the run."""
+
+    def __init__(self) -> None:
+        self.looks: list[tuple[float, int, int, float]] = []
+
+    def gives_up(self, rival_bytes: int) -> bool:
+        """Whether one of the looks would have given the block up against ``rival_bytes``."""
+        return any(not model_may_win(bits, count, tokens, rival_bytes, gain)
+                   for bits, count, tokens, gain in self.looks)
+
+
 class LanguageModelCodec(FingerprintPolicy, BlockCodec):
     """Lossless coding of text with a causal language model and rANS (method 3).
 
@@ -435,18 +449,17 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         else:
             # The first LZ77 call of a process may compile its kernels (tens of seconds on a
             # fresh install). Compilation holds the GIL and numba's lock almost throughout, so a
-            # model run beside it would crawl. The model codes first; the fallback is coded in
-            # this thread when the probe asks for its size (or after the model): the probe
-            # decides as it does above, so a frame does not depend on what the process did
-            # before.
-            found: list[tuple[int, bytes]] = []
-
-            def rival() -> int:
-                found.append(self._fallback_payload(block))
-                return len(found[0][1])
-
-            coded = self.encode_block(block, rival if self.probe else None)
-            method, payload = found[0] if found else self._fallback_payload(block)
+            # model run beside it would crawl. The model codes first, then LZ77 compiles, and
+            # the probe's looks are judged then: the same decisions as above, so a frame does
+            # not depend on what the process did before.
+            late = _LateRival() if self.probe else None
+            coded = self.encode_block(block, late)
+            method, payload = self._fallback_payload(block)
+            if late is not None and late.looks:
+                if late.gives_up(len(payload)):
+                    coded = None
+                with self._count_lock:
+                    self.probe_counts["coded" if coded is not None else "given_up"] += 1
         if coded is not None and len(coded) < len(payload):
             return self.method_id, coded
         return method, payload
@@ -508,6 +521,9 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         if rival is not None and steps >= 2 * PROBE_STEPS:
             def look(stop: int, window: int, gain: float) -> bool:
                 bits, count = side.ideal_bits(stop - window, stop, active, self.scale_bits)
+                if isinstance(rival, _LateRival):
+                    rival.looks.append((bits, count, T, gain))
+                    return True
                 return model_may_win(bits, count, T, rival(), gain)
 
             checkpoints = {
@@ -518,8 +534,9 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         done = run_steps(self._schedule(loaded, used, steps, start_id, tokens),
                          self._mixer(loaded, used, steps), T, used, steps, start_id, side,
                          checkpoints)
-        with self._count_lock:
-            self.probe_counts["coded" if done is not None else "given_up"] += 1
+        if not (isinstance(rival, _LateRival) and rival.looks):  # counted once judged
+            with self._count_lock:
+                self.probe_counts["coded" if done is not None else "given_up"] += 1
         if done is None:
             return None
         stream, self.last_ideal_bits = side.stream(active, self.scale_bits)
