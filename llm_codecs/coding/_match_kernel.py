@@ -149,15 +149,17 @@ def adjust_rows(freqs, out, M, hist, t, state, succ):  # pragma: no cover - comp
                 freqs[lane, j] = np.int64(np.float64(freqs[lane, j]) * inv_m * row_scale) + 1
             for i in range(n_over):
                 freqs[lane, over_tok[i]] = np.int64(over_val[i] * np.float64(M - V)) + 1
+            # The sum and the maximum vectorize; the first index holding the maximum is then
+            # found by a scan that usually stops early (an argmax loop does not vectorize).
             acc = 0
-            top = 0
             top_f = np.int64(-1)
             for j in range(V):
                 f = freqs[lane, j]
                 acc += f
-                if f > top_f:
-                    top_f = f
-                    top = j
+                top_f = max(top_f, f)
+            top = 0
+            while freqs[lane, top] != top_f:
+                top += 1
             # The floors (and float rounding) leave the sum a little off M: the largest entry
             # absorbs the difference.
             freqs[lane, top] += M - acc
