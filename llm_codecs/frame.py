@@ -859,7 +859,8 @@ class FrameReader:
             return
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(workers, thread_name_prefix="llmz-decode") as pool:
+        with (self.codec.side_by_side(workers),
+              ThreadPoolExecutor(workers, thread_name_prefix="llmz-decode") as pool):
             # Bounded look-ahead: memory stays at a few blocks per worker.
             for start in range(first, last + 1, 2 * workers):
                 stop = min(last + 1, start + 2 * workers)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import math
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -226,6 +229,71 @@ def test_the_encoder_prefill_writes_the_step_by_step_payload(monkeypatch):
                         schedule(self, loaded, lanes, steps, start_id))
     assert codec.encode_block(data) == fast
     assert codec.decode_block(fast, len(data)) == data
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_lanes_split_in_threads_compute_the_same_values(parts):
+    # A block's lanes in parts run side by side (uneven parts, a ring of slots, the prefill's
+    # history moved along): the integers of one forward over every lane.
+    from llm_codecs.portable import integer_prefill, integer_step
+    from llm_codecs.portable.lane_parts import LaneParts, part_bounds
+
+    model = random_llama_family("llama", 2)
+    ids = torch.randint(0, 97, (13, 30), generator=torch.Generator().manual_seed(5))
+    whole = _run(integer_step(model, 13, 8, 30), ids, 8)
+    held = []
+    split = integer_step(model, 13, 8, 30, parts=parts, hold=lambda: _counting(held))
+    assert isinstance(split, LaneParts) and split.bounds == part_bounds(13, parts)
+    assert torch.equal(_run(split, ids, 8), whole)
+    assert len(held) == 30 * (parts - 1)  # every part but the caller's ran in the context
+    prefilled = integer_prefill(model, 13, 8, 4, parts=parts)
+    assert torch.equal(_prefill(prefilled, ids, 4), whole)
+
+
+@contextlib.contextmanager
+def _counting(seen: list):
+    seen.append(threading.current_thread().name)
+    yield
+
+
+def test_lane_parts_cover_every_lane_once():
+    from llm_codecs.portable.lane_parts import part_bounds
+
+    for lanes in (1, 2, 13, 96):
+        for parts in (1, 2, 3, 7, 200):
+            bounds = part_bounds(lanes, parts)
+            assert bounds[0][0] == 0 and bounds[-1][1] == lanes
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+            sizes = [stop - first for first, stop in bounds]
+            assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+            assert len(bounds) == min(parts, lanes)
+
+
+def test_a_block_uses_the_cpus_other_blocks_leave_it(monkeypatch):
+    import llm_codecs.codecs.llm as llm_module
+
+    monkeypatch.setattr(llm_module, "available_cpus", lambda: 4)
+    codec = LanguageModelCodec()
+    assert codec.lane_parts(96) == 4
+    assert codec.lane_parts(40) == 2  # at least MIN_PART_LANES lanes a part
+    with codec.side_by_side(2):
+        assert codec.lane_parts(96) == 2
+        with codec.side_by_side(3):
+            assert codec.lane_parts(96) == 1
+    assert codec.lane_parts(96) == 4
+
+
+def test_frames_do_not_depend_on_how_many_threads_ran_the_lanes(monkeypatch):
+    data = (ROOT / "tests" / "data" / "golden" / "prose.txt").read_bytes()[:6000]
+    codec = LanguageModelCodec(lanes=24, fallback=False)
+    frames = []
+    for parts in (1, 3):
+        monkeypatch.setattr(LanguageModelCodec, "lane_parts", lambda self, lanes, p=parts: p)
+        frames.append(llm_codecs.compress(data, codec))
+    assert frames[0] == frames[1]
+    for parts in (2, 1):
+        monkeypatch.setattr(LanguageModelCodec, "lane_parts", lambda self, lanes, p=parts: p)
+        assert llm_codecs.decompress(frames[0]) == data
 
 
 def test_default_model_portable_predictions_match_the_float_ones():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
 from ..errors import CodecError
@@ -42,6 +43,11 @@ class BlockCodec(ABC):
     def workers(self) -> int:
         """Blocks this codec can usefully code at once in threads (the frame batches that many)."""
         return 1
+
+    def side_by_side(self, blocks: int) -> AbstractContextManager:
+        """Context in which ``blocks`` blocks are coded at once in threads (a codec that would
+        otherwise spread one block over the machine's cores then leaves them to the others)."""
+        return nullcontext()
 
     def params(self) -> dict[str, Any]:
         """Return the JSON-serialisable parameters that rebuild an equivalent codec."""

@@ -363,17 +363,35 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
                 return "cpu"
         return self.device
 
+    def lane_parts(self, lanes: int) -> int:
+        """Threads one block's portable forward on the CPU runs its ``lanes`` in
+        (:mod:`llm_codecs.portable.lane_parts`): its share of the CPUs among the model runs in
+        progress or announced (:meth:`side_by_side`), this one included, each part with
+        :meth:`run_threads` torch threads and at least
+        :data:`~llm_codecs.portable.lane_parts.MIN_PART_LANES` lanes. The frame is the same
+        whatever it is."""
+        from ..portable.lane_parts import MIN_PART_LANES
+
+        spare = available_cpus() // (max(1, GATE.active) * self.run_threads())
+        return max(1, min(spare, lanes // MIN_PART_LANES))
+
     def _schedule(self, loaded, lanes: int, steps: int, start_id: int, tokens=None):
         context = self._context_for(loaded)
-        if self.resolved_numerics() == "portable" and tokens is not None and (
-                str(loaded.device) == "cpu"):
+        portable = self.resolved_numerics() == "portable"
+        parts = self.lane_parts(lanes) if portable and str(loaded.device) == "cpu" else 1
+        threads = self.run_threads()
+
+        def hold():
+            return GATE.hold(threads)
+
+        if portable and tokens is not None and str(loaded.device) == "cpu":
             # The encoder knows every input: many positions per model call, same logits.
             inputs = np.concatenate((np.full((lanes, 1), start_id, dtype=np.int64),
                                      tokens[:, :-1]), axis=1)
-            return PrefillSchedule(loaded, inputs, context, self.portable_engine())
-        if self.resolved_numerics() == "portable":
+            return PrefillSchedule(loaded, inputs, context, self.portable_engine(), parts, hold)
+        if portable:
             return RingSchedule(loaded, lanes, steps, context, start_id,
-                                engine=self.portable_engine())
+                                engine=self.portable_engine(), parts=parts, hold=hold)
         if self.resolved_step() == "lean":
             return RingSchedule(loaded, lanes, steps, context, start_id)
         return ReprefillSchedule(loaded, lanes, steps, context, start_id)
@@ -427,8 +445,14 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         if len(blocks) <= 1 or self.workers <= 1:
             return [self._encode_one(b) for b in blocks]
         _ = self.loaded  # load once, before the threads race for it
-        with ThreadPoolExecutor(min(self.workers, len(blocks))) as pool:
+        workers = min(self.workers, len(blocks))
+        with self.side_by_side(workers), ThreadPoolExecutor(workers) as pool:
             return list(pool.map(self._encode_one, blocks))
+
+    def side_by_side(self, blocks: int):
+        """Context in which ``blocks`` blocks are coded at once: each block's forward then
+        keeps to its share of the CPUs (:meth:`lane_parts`)."""
+        return GATE.side_by_side(blocks)
 
     def _encode_one(self, block: bytes) -> tuple[int, bytes]:
         if not self.fallback:

@@ -92,14 +92,14 @@ class RingSchedule(_Inputs):
     :data:`llm_codecs.portable.ENGINES`)."""
 
     def __init__(self, loaded, lanes: int, steps: int, context: int, start_id: int,
-                 engine: str = "lean"):
+                 engine: str = "lean", parts: int = 1, hold=None):
         super().__init__(loaded, lanes, steps, start_id)
         self._slots = max(1, min(context, steps))
         if engine != "lean":
             from ..portable import integer_step
 
             self._step = integer_step(loaded.model, lanes, self._slots, steps, loaded.device,
-                                      engine)
+                                      engine, parts, hold)
         else:
             from ..models.llama_step import LlamaStep
 
@@ -122,14 +122,16 @@ class PrefillSchedule:
     for integer (same window, same positions), so the payload is the same bytes.
     """
 
-    def __init__(self, loaded, inputs: np.ndarray, context: int, engine: str):
+    def __init__(self, loaded, inputs: np.ndarray, context: int, engine: str, parts: int = 1,
+                 hold=None):
         from ..portable import integer_prefill
 
         lanes, steps = inputs.shape
         self._inputs = inputs
         self._chunk = PREFILL_CHUNK
         window = max(1, min(context, steps))
-        self._prefill = integer_prefill(loaded.model, lanes, window, self._chunk, engine)
+        self._prefill = integer_prefill(loaded.model, lanes, window, self._chunk, engine, parts,
+                                        hold)
         self._first = -1
         self._logits = None
 

@@ -23,6 +23,25 @@ class ThreadGate:
         self._cond = threading.Condition()
         self._active = 0
         self._threads = 0
+        self._reserved = 0
+
+    @property
+    def active(self) -> int:
+        """Model runs in progress or about to start: each :meth:`hold` counts while it lasts,
+        and the blocks announced by :meth:`side_by_side` (some may not have started yet)."""
+        with self._cond:
+            return max(self._active, self._reserved)
+
+    @contextmanager
+    def side_by_side(self, runs: int):
+        """Context in which ``runs`` model runs are started together (a batch of blocks)."""
+        with self._cond:
+            self._reserved += runs
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._reserved -= runs
 
     @contextmanager
     def hold(self, threads: int):

@@ -30,30 +30,43 @@ ENGINE = ENGINES[-1]
 
 
 def integer_step(model: Any, lanes: int, slots: int, positions: int, device: str = "cpu",
-                 engine: str = ENGINE):
+                 engine: str = ENGINE, parts: int = 1, hold=None):
     """The integer forward of ``model`` for ``lanes`` sequences on ``device``, in the
     arithmetic of ``engine`` (one of :data:`ENGINES`).
 
     The numba path on the CPU, the torch-operations path elsewhere; both compute the same
-    values.
+    values. On the CPU, ``parts`` > 1 runs the lanes in that many threads
+    (:class:`~llm_codecs.portable.lane_parts.LaneParts`, each in the context ``hold()``): the
+    same values again.
     """
     from .weights import integer_model
 
     weights = integer_model(model, device)
     if str(device) == "cpu":
         from .cpu_step import CpuIntegerStep
+        from .lane_parts import LaneParts
 
+        if parts > 1:
+            return LaneParts(lambda n: CpuIntegerStep(weights, n, slots, positions, engine),
+                             lanes, parts, hold)
         return CpuIntegerStep(weights, lanes, slots, positions, engine)
     from .step import IntegerLlamaStep
 
     return IntegerLlamaStep(weights, lanes, slots, positions, engine)
 
 
-def integer_prefill(model: Any, lanes: int, window: int, chunk: int, engine: str = ENGINE):
+def integer_prefill(model: Any, lanes: int, window: int, chunk: int, engine: str = ENGINE,
+                    parts: int = 1, hold=None):
     """The integer forward of ``model`` on the CPU, ``chunk`` positions of ``lanes`` sequences
     per call (:class:`~llm_codecs.portable.cpu_prefill.CpuIntegerPrefill`): the values
-    :func:`integer_step` gives position by position, for an encoder that knows every input."""
+    :func:`integer_step` gives position by position, for an encoder that knows every input.
+    ``parts`` and ``hold`` as :func:`integer_step`'s."""
     from .cpu_prefill import CpuIntegerPrefill
+    from .lane_parts import LaneParts
     from .weights import integer_model
 
-    return CpuIntegerPrefill(integer_model(model, "cpu"), lanes, window, chunk, engine)
+    weights = integer_model(model, "cpu")
+    if parts > 1:
+        return LaneParts(lambda n: CpuIntegerPrefill(weights, n, window, chunk, engine), lanes,
+                         parts, hold)
+    return CpuIntegerPrefill(weights, lanes, window, chunk, engine)

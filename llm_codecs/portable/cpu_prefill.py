@@ -71,12 +71,14 @@ class CpuIntegerPrefill:
         self._att = np.empty((rows, H * D), dtype=np.int64)
         self._gate_up = np.empty((rows, 2 * inner), dtype=np.int64)
         self._mlp = np.empty((rows, inner), dtype=np.int64)
-        self._logits = np.empty((rows, self.head.mult.shape[0]), dtype=np.float32)
+        self.vocab = self.head.mult.shape[0]
+        self._logits = np.empty((rows, self.vocab), dtype=np.float32)
         self._next = 0
         self._offset = window - 1  # where the next call's first position goes
 
-    def run(self, ids: np.ndarray, first: int) -> np.ndarray:
-        """Logits ``(chunk, lanes, V)`` float32 of positions ``first .. first + chunk - 1``.
+    def run(self, ids: np.ndarray, first: int, logits: np.ndarray | None = None) -> np.ndarray:
+        """Logits ``(chunk, lanes, V)`` float32 of positions ``first .. first + chunk - 1``
+        (into ``logits`` when given).
 
         ``ids`` ``(lanes, chunk)``: each lane's inputs at those positions. Calls must come in
         order, ``first`` advancing by ``chunk`` from 0 (the history is the previous call's).
@@ -86,7 +88,8 @@ class CpuIntegerPrefill:
         w = self.w
         cos, sin = rope_tables(first + self.chunk, w.head_dim, w.theta)
         cos, sin = cos[first:].numpy(), sin[first:].numpy()
-        logits = np.empty((self.chunk, self.lanes, self.head.mult.shape[0]), dtype=np.float32)
+        if logits is None:
+            logits = np.empty((self.chunk, self.lanes, self.vocab), dtype=np.float32)
         move = 0  # where the history ends, if it moves to the start before this call
         if self._offset + self.chunk > self.keys.shape[-1]:
             move, self._offset = self._offset, self.window - 1

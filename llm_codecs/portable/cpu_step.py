@@ -100,7 +100,8 @@ class CpuIntegerStep:
         self._att = np.empty((lanes, H * D), dtype=np.int64)
         self._gate_up = np.empty((lanes, 2 * inner), dtype=np.int64)
         self._mlp = np.empty((lanes, inner), dtype=np.int64)
-        self._logits = np.empty((lanes, weights.head.mult.shape[0]), dtype=np.float32)
+        self.vocab = weights.head.mult.shape[0]
+        self._logits = np.empty((lanes, self.vocab), dtype=np.float32)
 
     def _reserve(self, position: int, slot: int) -> None:
         """Grow the rotary rows to ``position`` and the cache to ``slot``."""
@@ -117,6 +118,13 @@ class CpuIntegerStep:
     def step(self, ids: torch.Tensor, position: int, slot: int | None = None,
              filled: int | None = None) -> torch.Tensor:
         """As :meth:`IntegerLlamaStep.step <llm_codecs.portable.step.IntegerLlamaStep.step>`."""
+        self.step_into(ids, position, slot, filled, self._logits[: ids.shape[0]])
+        return torch.from_numpy(self._logits[: ids.shape[0]].copy())
+
+    def step_into(self, ids: torch.Tensor, position: int, slot: int | None, filled: int | None,
+                  logits: np.ndarray) -> None:
+        """:meth:`step`, its logits written to ``logits`` (float32 ``(lanes, V)``, rows
+        contiguous)."""
         w = self.w
         lanes = ids.shape[0]
         slot = position if slot is None else slot
@@ -149,5 +157,4 @@ class CpuIntegerStep:
             k.residual_add(h, down.acc(xm), down.mult, down.shift, factor, sh, 16)
         xq = self._xq[:lanes, :d]
         k.norm_quant(h, w.eps_final, xq, factor)
-        k.head_logits(self.head.acc(xq), self.head.mult, self.head.shift, factor, self._logits)
-        return torch.from_numpy(self._logits.copy())
+        k.head_logits(self.head.acc(xq), self.head.mult, self.head.shift, factor, logits)
