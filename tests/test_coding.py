@@ -133,6 +133,30 @@ def test_the_token_cache_helps_repetitive_text_and_stays_out_of_the_way_otherwis
             assert bits[True] < 1.02 * bits[False]
 
 
+def test_tables_do_not_depend_on_how_many_threads_computed_their_rows():
+    # A Markov-ish token stream (match and successor models both fire), lanes in 1, 2 and 3
+    # parts (uneven): the same tables at every step, and the same state after.
+    vocab, lanes, steps = 120, 7, 60
+    rng = np.random.default_rng(11)
+    data = rng.integers(0, 12, (steps, lanes)) * 9
+    data[1::2] = data[::2][: data[1::2].shape[0]]  # repeats the match models predict
+    logits = torch.randn(lanes, vocab, generator=torch.Generator().manual_seed(2)) * 2
+    active = np.ones(lanes, dtype=bool)
+    active[5] = False
+    runs = []
+    for parts in (1, 2, 3):
+        mixer = TokenCacheMixer(lanes, vocab, 28, True, steps, parts)
+        tables = []
+        for t in range(steps):
+            tables.append(mixer.tables(logits).copy())
+            mixer.observe(data[t], active)
+        runs.append((np.stack(tables), mixer.costs.copy(), mixer._succ.costs.copy()))
+    for tables, costs, succ_costs in runs[1:]:
+        assert np.array_equal(tables, runs[0][0])
+        assert np.array_equal(costs, runs[0][1]) and np.array_equal(succ_costs, runs[0][2])
+    assert (np.diff(runs[0][0], axis=2) > 1).any()  # not all flat: the models did something
+
+
 def _mixer_bits(data: np.ndarray, logits: torch.Tensor, vocab: int) -> float:
     steps, lanes = data.shape
     mixer = TokenCacheMixer(lanes, vocab, 28, True, steps)

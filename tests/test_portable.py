@@ -235,8 +235,9 @@ def test_the_encoder_prefill_writes_the_step_by_step_payload(monkeypatch):
 def test_lanes_split_in_threads_compute_the_same_values(parts):
     # A block's lanes in parts run side by side (uneven parts, a ring of slots, the prefill's
     # history moved along): the integers of one forward over every lane.
+    from llm_codecs.parts import part_bounds
     from llm_codecs.portable import integer_prefill, integer_step
-    from llm_codecs.portable.lane_parts import LaneParts, part_bounds
+    from llm_codecs.portable.lane_parts import LaneParts
 
     model = random_llama_family("llama", 2)
     ids = torch.randint(0, 97, (13, 30), generator=torch.Generator().manual_seed(5))
@@ -257,7 +258,7 @@ def _counting(seen: list):
 
 
 def test_lane_parts_cover_every_lane_once():
-    from llm_codecs.portable.lane_parts import part_bounds
+    from llm_codecs.parts import part_bounds
 
     for lanes in (1, 2, 13, 96):
         for parts in (1, 2, 3, 7, 200):

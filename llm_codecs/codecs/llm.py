@@ -368,9 +368,9 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         (:mod:`llm_codecs.portable.lane_parts`): its share of the CPUs among the model runs in
         progress or announced (:meth:`side_by_side`), this one included, each part with
         :meth:`run_threads` torch threads and at least
-        :data:`~llm_codecs.portable.lane_parts.MIN_PART_LANES` lanes. The frame is the same
+        :data:`~llm_codecs.parts.MIN_PART_LANES` lanes. The frame is the same
         whatever it is."""
-        from ..portable.lane_parts import MIN_PART_LANES
+        from ..parts import MIN_PART_LANES
 
         spare = available_cpus() // (max(1, GATE.active) * self.run_threads())
         return max(1, min(spare, lanes // MIN_PART_LANES))
@@ -571,7 +571,8 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
     def _mixer(self, loaded, lanes: int, steps: int):
         from ..coding.cache_mix import TokenCacheMixer
 
-        return TokenCacheMixer(lanes, loaded.vocab_size, self.scale_bits, self.cache, steps)
+        return TokenCacheMixer(lanes, loaded.vocab_size, self.scale_bits, self.cache, steps,
+                               self.lane_parts(lanes))
 
     def decode_block(self, payload: bytes, size: int) -> bytes:
         """Decode an LLM payload back into ``size`` bytes.

@@ -83,26 +83,27 @@ def _bucket(q):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True)
-def adjust_rows(freqs, out, M, hist, t, state, succ):  # pragma: no cover - compiled
-    """Apply every order's prediction, then the successor mixtures, to ``freqs`` ``(lanes, V)``
-    and write cumulative ``out``.
+def adjust_rows(freqs, out, M, hist, t, state, succ, first, stop):  # pragma: no cover
+    """Apply every order's prediction, then the successor mixtures, to rows ``first .. stop -
+    1`` of ``freqs`` ``(lanes, V)`` and write them cumulative into ``out``.
 
     ``state`` is the match models' :class:`MatchState`, ``succ`` the successor models'
-    :class:`._successor_kernel.SuccessorState`. Records, per order and lane, the prediction
-    used (``lane_pred``, -1 for none), its confidence and bucket, for :func:`observe_matches`.
+    :class:`._successor_kernel.SuccessorState`, whose share choice
+    (:func:`._successor_kernel.choose_shares`) is made for the step before. Records, per order
+    and lane, the prediction used (``lane_pred``, -1 for none), its confidence and bucket, for
+    :func:`observe_matches`. Rows are independent: disjoint ranges may run at once.
     """
     orders, keys, preds, confs = state.orders, state.keys, state.preds, state.confs
     hits, tries = state.hits, state.tries
     lane_pred, lane_conf, lane_bucket = state.lane_pred, state.lane_conf, state.lane_bucket
-    lanes, V = freqs.shape
+    V = freqs.shape[1]
     mask = np.uint64(keys.shape[1] - 1)
     n_orders = orders.shape[0]
     room = n_orders + succ.orders.shape[0] * succ.toks.shape[2]
     over_tok = np.empty(room, dtype=np.int64)
     over_val = np.empty(room, dtype=np.float64)
-    successors.choose_shares(succ.costs, succ.choice)
     inv_m = 1.0 / np.float64(M)
-    for lane in range(lanes):
+    for lane in range(first, stop):
         scale = 1.0  # applied to every token no order predicted
         n_over = 0
         for o in range(n_orders):

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..growth import grown
+from ..parts import part_bounds, run_parts
 from . import _match_kernel as match
 from . import _quantize_kernel as kernel
 from . import _successor_kernel as successor
@@ -67,6 +68,9 @@ class TokenCacheMixer:
         Adapt to the block (default); ``False`` gives exactly :func:`.quantize`'s tables.
     steps : int
         Most steps that will be coded (the match models keep each lane's history).
+    parts : int
+        Threads a step's rows are computed in (:mod:`llm_codecs.parts`); the tables are the
+        same whatever it is.
 
     Raises
     ------
@@ -75,7 +79,7 @@ class TokenCacheMixer:
     """
 
     def __init__(self, lanes: int, vocab: int, scale_bits: int, cache: bool = True,
-                 steps: int = 0):
+                 steps: int = 0, parts: int = 1):
         M = 1 << check_scale_bits(scale_bits)
         if not 1 <= vocab <= M >> 4:
             raise ValueError(f"vocabulary size {vocab} does not fit scale_bits={scale_bits}")
@@ -102,6 +106,8 @@ class TokenCacheMixer:
             s_orders, np.array(SUCCESSOR_SHARES, dtype=np.float64), lanes,
             _SUCCESSOR_SLOTS if len(s_orders) else 1)
         self._last = None
+        # Rows are independent within a step (llm_codecs.parts): parts of them run at once.
+        self._bounds = part_bounds(lanes, parts)
 
     def tables(self, logits: torch.Tensor) -> np.ndarray:
         """Cumulative tables ``(lanes, V + 1)`` (int64, leading zero) for one step's logits.
@@ -116,11 +122,18 @@ class TokenCacheMixer:
             raise ValueError(f"more steps than the {self._steps} this mixer was made for")
         self._hist = grown(self._hist, 1, self._t + 1, self._steps)
         share = self.model_shares[int(np.argmin(self.costs))]
-        kernel.mixed_rows(x, self.M, self._freqs, self._weights, self._totals, self.counts,
-                          self.seen, share, np.float32(_INV_LN2), np.float32(_MIN_Y), _COEFFS)
+        successor.choose_shares(self._succ.costs, self._succ.choice)
         out = np.empty((x.shape[0], self.V + 1), dtype=np.int64)
-        match.adjust_rows(self._freqs, out, self.M, self._hist, self._t, self._match,
-                          self._succ)
+
+        def rows(first: int, stop: int) -> None:
+            kernel.mixed_rows(x[first:stop], self.M, self._freqs[first:stop],
+                              self._weights[first:stop], self._totals[first:stop], self.counts,
+                              self.seen, share, np.float32(_INV_LN2), np.float32(_MIN_Y),
+                              _COEFFS)
+            match.adjust_rows(self._freqs, out, self.M, self._hist, self._t, self._match,
+                              self._succ, first, stop)
+
+        run_parts(rows, self._bounds)
         self._last = out
         return out
 

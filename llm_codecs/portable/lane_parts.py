@@ -2,49 +2,24 @@
 
 With the portable engine a lane's logits are exact integers that depend only on that lane's
 inputs, never on which lanes share a matrix product (every sum is an exact integer sum), so a
-block's lanes may be cut into contiguous parts, each with its own forward (its own KV cache and
-scratch), run at the same time: the logits, hence the frame, are the same bytes whatever the
-number of parts. The kernels and torch's int8 GEMM release the GIL, so the parts fill as many
-cores. This is what a single block does with a machine's spare cores (one Zarr chunk read, a
-one-block file, the first block of a process); blocks coded side by side already fill them.
+block's lanes may be cut into contiguous parts (:mod:`llm_codecs.parts`), each with its own
+forward (its own KV cache and scratch), run at the same time: the logits, hence the frame, are
+the same bytes whatever the number of parts. This is what a single block does with a machine's
+spare cores (one Zarr chunk read, a one-block file, the first block of a process); blocks coded
+side by side already fill them.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 
 import numpy as np
 import torch
 
-__all__ = ["MIN_PART_LANES", "LaneParts", "part_bounds"]
+from ..parts import part_bounds, run_parts
 
-#: Fewest lanes worth a part of their own: below it, a part's matrix products are too short
-#: to pay for the thread hand-off.
-MIN_PART_LANES = 16
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max(1, (os.cpu_count() or 1) - 1),
-                                       thread_name_prefix="llmz-lanes")
-        return _pool
-
-
-def part_bounds(lanes: int, parts: int) -> list[tuple[int, int]]:
-    """``parts`` contiguous ``(first, stop)`` lane ranges covering ``lanes``, sizes within one
-    of each other (fewer parts when there are fewer lanes)."""
-    parts = max(1, min(parts, lanes))
-    edges = [lanes * i // parts for i in range(parts + 1)]
-    return [(edges[i], edges[i + 1]) for i in range(parts)]
+__all__ = ["LaneParts"]
 
 
 class LaneParts:
@@ -66,22 +41,13 @@ class LaneParts:
         self.bounds = part_bounds(lanes, parts)
         self.parts = [make(stop - first) for first, stop in self.bounds]
         self.lanes = lanes
-        self._hold = hold or nullcontext
+        self._hold = hold
 
     def _each(self, call: Callable[[object, int, int], None]) -> None:
-        """``call(part, first, stop)`` for every part: the first in this thread, the others
-        in the pool, all done (or the first error raised) on return."""
-
-        def run(index: int) -> None:
-            with self._hold():
-                call(self.parts[index], *self.bounds[index])
-
-        others = [_executor().submit(run, i) for i in range(1, len(self.parts))]
-        try:
-            call(self.parts[0], *self.bounds[0])
-        finally:
-            for future in others:
-                future.result()
+        """``call(part, first, stop)`` for every part, in threads (:func:`.run_parts`)."""
+        parts = dict(zip(self.bounds, self.parts, strict=True))
+        run_parts(lambda first, stop: call(parts[first, stop], first, stop), self.bounds,
+                  self._hold)
 
     def step(self, ids: torch.Tensor, position: int, slot: int | None = None,
              filled: int | None = None) -> torch.Tensor:
