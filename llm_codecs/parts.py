@@ -34,6 +34,18 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
+def _forget_pool_in_child() -> None:
+    # A forked child (multiprocessing, Dask's process workers) inherits the pool without its
+    # threads: work submitted to it would wait forever. The child makes its own when needed.
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def part_bounds(lanes: int, parts: int) -> list[tuple[int, int]]:
     """``parts`` contiguous ``(first, stop)`` lane ranges covering ``lanes``, sizes within one
     of each other (fewer parts when there are fewer lanes)."""

@@ -270,6 +270,30 @@ def test_lane_parts_cover_every_lane_once():
             assert len(bounds) == min(parts, lanes)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_process_runs_lane_parts_in_threads_of_its_own():
+    # The parent's pool has threads; a forked child inherits it without them. Its work must
+    # still run (it hung before the pool was forgotten at fork).
+    import multiprocessing
+
+    from llm_codecs.parts import part_bounds, run_parts
+
+    seen = []
+    run_parts(lambda first, stop: seen.append(first), part_bounds(8, 2))
+    assert sorted(seen) == [0, 4]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        assert pool.apply_async(_parts_in_child).get(timeout=60) == [0, 3, 6]
+
+
+def _parts_in_child():
+    from llm_codecs.parts import part_bounds, run_parts
+
+    seen = []
+    run_parts(lambda first, stop: seen.append(first), part_bounds(9, 3))
+    return sorted(seen)
+
+
 def test_a_block_uses_the_cpus_other_blocks_leave_it(monkeypatch):
     import llm_codecs.codecs.llm as llm_module
 
