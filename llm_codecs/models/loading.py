@@ -60,8 +60,10 @@ class LoadedModel:
 
     Attributes
     ----------
-    model : transformers.PreTrainedModel
-        In eval mode, on ``device``, in ``dtype``.
+    model : transformers.PreTrainedModel or DirectCausalLM
+        In eval mode, on ``device``, in ``dtype``: the ``transformers`` module, or the weights
+        under its attribute paths when read directly (:mod:`.direct_loading`;
+        :meth:`torch_model` gives the module).
     tokenizer : ByteTokenizer
         Lossless bytes <-> ids.
     identity : dict
@@ -70,6 +72,8 @@ class LoadedModel:
         revision are those it was asked for by; aliases of one model share ``model`` and
         ``tokenizer`` and differ only here.
     device, dtype : str
+    source : str, optional
+        The directory or hub id it was loaded from.
     """
 
     model: Any
