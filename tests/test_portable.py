@@ -298,7 +298,14 @@ def test_a_block_uses_the_cpus_other_blocks_leave_it(monkeypatch):
     import llm_codecs.codecs.llm as llm_module
 
     monkeypatch.setattr(llm_module, "available_cpus", lambda: 4)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     codec = LanguageModelCodec()
+    assert codec.lane_parts(96) == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Dask's worker processes get
+    assert codec.lane_parts(96) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert codec.lane_parts(96) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")  # not a number: ignored, as OpenMP does
     assert codec.lane_parts(96) == 4
     assert codec.lane_parts(40) == 2  # at least MIN_PART_LANES lanes a part
     with codec.side_by_side(2):

@@ -9,6 +9,7 @@ share in :mod:`.llm_steps`, and what a frame records about its numerics in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -369,10 +370,18 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         progress or announced (:meth:`side_by_side`), this one included, each part with
         :meth:`run_threads` torch threads and at least
         :data:`~llm_codecs.parts.MIN_PART_LANES` lanes. The frame is the same
-        whatever it is."""
+        whatever it is.
+
+        The CPUs are those of :func:`available_cpus`, at most ``OMP_NUM_THREADS`` where it is
+        set: the limit torch and the BLAS libraries obey, which Dask sets to 1 in its worker
+        processes so that processes sharing a machine do not each take all of it.
+        """
         from ..parts import MIN_PART_LANES
 
-        spare = available_cpus() // (max(1, GATE.active) * self.run_threads())
+        cpus = available_cpus()
+        with contextlib.suppress(KeyError, ValueError):
+            cpus = min(cpus, max(1, int(os.environ["OMP_NUM_THREADS"])))
+        spare = cpus // (max(1, GATE.active) * self.run_threads())
         return max(1, min(spare, lanes // MIN_PART_LANES))
 
     def _schedule(self, loaded, lanes: int, steps: int, start_id: int, tokens=None):
