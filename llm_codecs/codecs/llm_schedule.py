@@ -133,10 +133,12 @@ class PrefillSchedule:
         self._prefill = integer_prefill(loaded.model, lanes, window, self._chunk, engine, parts,
                                         hold)
         self._first = -1
-        self._logits = None
+        # One step's logits at a time (the tables read them before the next step asks).
+        self._logits = np.empty((lanes, loaded.vocab_size), dtype=np.float32)
 
     def logits(self, t: int):
-        """Logits ``(lanes, V)`` predicting token ``t`` (``t`` in order, from 0)."""
+        """Logits ``(lanes, V)`` predicting token ``t`` (``t`` in order, from 0), valid until
+        the next call."""
         import torch
 
         first = t - t % self._chunk
@@ -144,9 +146,10 @@ class PrefillSchedule:
             ids = self._inputs[:, first : first + self._chunk]
             if ids.shape[1] < self._chunk:  # the last call: positions past the end are unused
                 ids = np.pad(ids, ((0, 0), (0, self._chunk - ids.shape[1])), mode="edge")
-            self._logits = self._prefill.run(np.ascontiguousarray(ids), first)
+            self._prefill.run_hidden(np.ascontiguousarray(ids), first)
             self._first = first
-        return torch.from_numpy(self._logits[t - first])
+        self._prefill.logits_at(t - first, self._logits)
+        return torch.from_numpy(self._logits)
 
     def feed(self, t: int, ids: np.ndarray) -> None:
         """Check that step ``t``'s inputs are those known in advance (they always are)."""

@@ -72,13 +72,33 @@ class CpuIntegerPrefill:
         self._gate_up = np.empty((rows, 2 * inner), dtype=np.int64)
         self._mlp = np.empty((rows, inner), dtype=np.int64)
         self.vocab = self.head.mult.shape[0]
-        self._logits = np.empty((rows, self.vocab), dtype=np.float32)
+        # Each position's final normalized rows, position-major: the head runs one position at
+        # a time (:meth:`logits_at`), just before its tables read the logits, which are then
+        # still in the CPU's cache (a whole call's logits, 25 MB at 96 lanes, were not).
+        self._final = np.empty((chunk, lanes, d), dtype=np.int8)
+        self._final_factor = np.empty((chunk, lanes), dtype=np.int64)
         self._next = 0
         self._offset = window - 1  # where the next call's first position goes
 
     def run(self, ids: np.ndarray, first: int, logits: np.ndarray | None = None) -> np.ndarray:
         """Logits ``(chunk, lanes, V)`` float32 of positions ``first .. first + chunk - 1``
-        (into ``logits`` when given).
+        (into ``logits`` when given): :meth:`run_hidden`, then :meth:`logits_at` each."""
+        self.run_hidden(ids, first)
+        if logits is None:
+            logits = np.empty((self.chunk, self.lanes, self.vocab), dtype=np.float32)
+        for c in range(self.chunk):
+            self.logits_at(c, logits[c])
+        return logits
+
+    def logits_at(self, c: int, out: np.ndarray) -> None:
+        """Logits ``(lanes, V)`` float32 of position ``first + c`` of the last
+        :meth:`run_hidden` into ``out`` (rows contiguous)."""
+        k.head_logits(self.head.acc(self._final[c]), self.head.mult, self.head.shift,
+                      self._final_factor[c], out)
+
+    def run_hidden(self, ids: np.ndarray, first: int) -> None:
+        """Every layer for positions ``first .. first + chunk - 1``, up to the head
+        (:meth:`logits_at` gives each position's logits).
 
         ``ids`` ``(lanes, chunk)``: each lane's inputs at those positions. Calls must come in
         order, ``first`` advancing by ``chunk`` from 0 (the history is the previous call's).
@@ -88,20 +108,17 @@ class CpuIntegerPrefill:
         w = self.w
         cos, sin = rope_tables(first + self.chunk, w.head_dim, w.theta)
         cos, sin = cos[first:].numpy(), sin[first:].numpy()
-        if logits is None:
-            logits = np.empty((self.chunk, self.lanes, self.vocab), dtype=np.float32)
         move = 0  # where the history ends, if it moves to the start before this call
         if self._offset + self.chunk > self.keys.shape[-1]:
             move, self._offset = self._offset, self.window - 1
         for lane in range(0, self.lanes, self.group):
             end = min(self.lanes, lane + self.group)
-            self._run_group(ids, first, cos, sin, lane, end, logits, move)
+            self._run_group(ids, first, cos, sin, lane, end, move)
         self._next = first + self.chunk
         self._offset += self.chunk
-        return logits
 
-    def _run_group(self, ids, first, cos, sin, lane, end, logits_out, move) -> None:
-        """Every layer for lanes ``lane .. end - 1``; their logits into ``logits_out``."""
+    def _run_group(self, ids, first, cos, sin, lane, end, move) -> None:
+        """Every layer for lanes ``lane .. end - 1``; their final rows into ``_final``."""
         w = self.w
         chunk = self.chunk
         rows = (end - lane) * chunk
@@ -140,7 +157,6 @@ class CpuIntegerPrefill:
             k.residual_add(h, down.acc(xm), down.mult, down.shift, factor, sh, 16)
         xq = self._xq[:rows, :d]
         k.norm_quant(h, w.eps_final, xq, factor)
-        logits = self._logits[:rows]
-        k.head_logits(self.head.acc(xq), self.head.mult, self.head.shift, factor, logits)
-        # Position-major in the result: each position's logits are one contiguous (lanes, V).
-        logits_out[:, lane:end] = logits.reshape(end - lane, chunk, -1).transpose(1, 0, 2)
+        # Position-major, so that each position's rows are one contiguous (lanes, d).
+        self._final[:, lane:end] = xq.reshape(end - lane, chunk, d).transpose(1, 0, 2)
+        self._final_factor[:, lane:end] = factor.reshape(end - lane, chunk).T

@@ -62,6 +62,16 @@ class LaneParts:
         self._each(call)
         return torch.from_numpy(logits)
 
+    def run_hidden(self, ids: np.ndarray, first: int) -> None:
+        """:meth:`CpuIntegerPrefill.run_hidden
+        <llm_codecs.portable.cpu_prefill.CpuIntegerPrefill.run_hidden>` of every lane."""
+        self._each(lambda part, lo, hi: part.run_hidden(ids[lo:hi], first))
+
+    def logits_at(self, c: int, out: np.ndarray) -> None:
+        """:meth:`CpuIntegerPrefill.logits_at
+        <llm_codecs.portable.cpu_prefill.CpuIntegerPrefill.logits_at>` of every lane."""
+        self._each(lambda part, lo, hi: part.logits_at(c, out[lo:hi]))
+
     def run(self, ids: np.ndarray, first: int) -> np.ndarray:
         """:meth:`CpuIntegerPrefill.run <llm_codecs.portable.cpu_prefill.CpuIntegerPrefill.run>`
         of every lane."""
