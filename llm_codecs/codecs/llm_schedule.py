@@ -95,6 +95,8 @@ class RingSchedule(_Inputs):
                  engine: str = "lean", parts: int = 1, hold=None):
         super().__init__(loaded, lanes, steps, start_id)
         self._slots = max(1, min(context, steps))
+        self._logits = None
+        self._vocab = loaded.vocab_size
         if engine != "lean":
             from ..portable import integer_step
 
@@ -106,9 +108,19 @@ class RingSchedule(_Inputs):
             self._step = LlamaStep(loaded.model, lanes, self._slots, positions=steps)
 
     def logits(self, t: int):
-        """Logits ``(lanes, V)`` predicting token ``t``; ``inputs[:, :t + 1]`` must be set."""
-        return self._step.step(self.inputs[:, t], t, slot=t % self._slots,
-                               filled=min(t + 1, self._slots))
+        """Logits ``(lanes, V)`` predicting token ``t``; ``inputs[:, :t + 1]`` must be set.
+        On the CPU's integer forward they are valid until the next call (written into one
+        buffer: the tables read them before then)."""
+        slot, filled = t % self._slots, min(t + 1, self._slots)
+        step_into = getattr(self._step, "step_into", None)
+        if step_into is None:
+            return self._step.step(self.inputs[:, t], t, slot=slot, filled=filled)
+        import torch
+
+        if self._logits is None:
+            self._logits = np.empty((self.inputs.shape[0], self._vocab), dtype=np.float32)
+        step_into(self.inputs[:, t], t, slot, filled, self._logits)
+        return torch.from_numpy(self._logits)
 
 
 class PrefillSchedule:

@@ -53,14 +53,18 @@ class LaneParts:
              filled: int | None = None) -> torch.Tensor:
         """:meth:`CpuIntegerStep.step <llm_codecs.portable.cpu_step.CpuIntegerStep.step>`
         of every lane."""
-        vocab = self.parts[0].vocab
-        logits = np.empty((self.lanes, vocab), dtype=np.float32)
+        logits = np.empty((self.lanes, self.parts[0].vocab), dtype=np.float32)
+        self.step_into(ids, position, slot, filled, logits)
+        return torch.from_numpy(logits)
+
+    def step_into(self, ids: torch.Tensor, position: int, slot: int | None, filled: int | None,
+                  logits: np.ndarray) -> None:
+        """:meth:`step`, its logits written to ``logits`` (float32 ``(lanes, V)``)."""
 
         def call(part, first, stop):
             part.step_into(ids[first:stop], position, slot, filled, logits[first:stop])
 
         self._each(call)
-        return torch.from_numpy(logits)
 
     def run_hidden(self, ids: np.ndarray, first: int) -> None:
         """:meth:`CpuIntegerPrefill.run_hidden
