@@ -503,7 +503,8 @@ def _python(code: str, args: list[str], env: dict[str, str]) -> str:
 @pytest.fixture(scope="module")
 def portable_frames(tmp_path_factory, tiny_models):
     """Frames of real text made here: the embedded model with the defaults (prose blocks by
-    the model, the log's by the classic fallback, context mixing: numba kernels too), tiny
+    the model, the log's by the classic fallback, context mixing: numba kernels too; and one
+    64 KiB block with the defaults exactly, 96 lanes), tiny
     Llama and Qwen2 with every block by the model, and the context-mixing codec alone, on the
     text and on a baseline JPEG; and a golden frame of engine ``int8-v1``."""
     root = tmp_path_factory.mktemp("portable")
@@ -523,6 +524,14 @@ def portable_frames(tmp_path_factory, tiny_models):
         path.write_bytes(frame)
         frames.append(str(path))
         digests[str(path)] = hashlib.sha256(data).hexdigest()
+    # The defaults exactly (96 lanes, a 64 KiB block): a one-block frame, which a decoder with
+    # spare CPUs runs in lane parts (llm_codecs.parts).
+    block = read_head("canterbury/alice29.txt", 65536)
+    path = root / "defaults-block.llmz"
+    path.write_bytes(llm_codecs.compress(block))
+    assert len(FrameReader(path.read_bytes()).blocks) == 1
+    frames.append(str(path))
+    digests[str(path)] = hashlib.sha256(block).hexdigest()
     # A baseline JPEG through context mixing: its JPEG model's integers too.
     picture = (Path(__file__).parent / "data" / "golden" / "picture.jpg").read_bytes()
     path = root / "picture.llmz"

@@ -42,11 +42,12 @@ class LaneParts:
         self.parts = [make(stop - first) for first, stop in self.bounds]
         self.lanes = lanes
         self._hold = hold
+        self._by_first = {first: part for (first, _), part in zip(self.bounds, self.parts,
+                                                                   strict=True)}
 
     def _each(self, call: Callable[[object, int, int], None]) -> None:
         """``call(part, first, stop)`` for every part, in threads (:func:`.run_parts`)."""
-        parts = dict(zip(self.bounds, self.parts, strict=True))
-        run_parts(lambda first, stop: call(parts[first, stop], first, stop), self.bounds,
+        run_parts(lambda first, stop: call(self._by_first[first], first, stop), self.bounds,
                   self._hold)
 
     def step(self, ids: torch.Tensor, position: int, slot: int | None = None,
