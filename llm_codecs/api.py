@@ -7,7 +7,7 @@ import io
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from .codecs import BlockCodec, make_codec
+from .codecs import BlockCodec, make_codec, plain_bounds
 from .frame import FrameReader, FrameWriter, check_block_size
 from .strings import strings_hint, text_view
 
@@ -81,20 +81,28 @@ def compress(
     fallbacks = coder.frame_fallbacks()
     # A model frame that is not smaller than its fallback's plain frame (the model coded no
     # block, or its header outweighs what it saved on a small input) becomes that plain frame:
-    # no model fingerprint in the header, and no model needed to decode it. LZ77 costs well
-    # under 1% of the model's time. Where no block would reach the model (random or binary
-    # data), that frame is the answer and the model is not even loaded.
-    def plains() -> list[bytes]:
-        return [compress(view, alternative, block_size=block_size) for alternative in fallbacks]
+    # no model fingerprint in the header, and no model needed to decode it. Where no block
+    # would reach the model (random or binary data), that frame is the answer and the model
+    # is not even loaded.
+    def plains(needed=lambda i: True) -> list[bytes]:
+        return [compress(view, alternative, block_size=block_size)
+                for i, alternative in enumerate(fallbacks) if needed(i)]
 
     if fallbacks and not coder.would_code(coded, block_size):
         return min(plains(), key=len)
-    with FrameWriter(out, coder, block_size, layout=layout,
-                     original_size=None if layout is None else len(view)) as writer:
+    with (plain_bounds.gathering(len(fallbacks)) as bounds,
+          FrameWriter(out, coder, block_size, layout=layout,
+                      original_size=None if layout is None else len(view)) as writer):
         writer.write(coded)
+    frame = out.getvalue()
     # The plain frames after the model's: on a fresh install their first use compiles the
-    # classic kernels (seconds), which would otherwise delay the model's first block.
-    return min([out.getvalue(), *plains()], key=len)
+    # classic kernels (seconds), which would otherwise delay the model's first block. Only
+    # those that may be smaller are made: the codec coded each block with every fallback, and a
+    # plain frame is larger than those payloads (:mod:`.codecs.plain_bounds`). The bounds are
+    # of the blocks of ``coded``, which are the plain frames' blocks only without a layout.
+    blocks = -(-len(coded) // block_size)
+    return min([frame, *plains(lambda i: layout is not None
+                               or not bounds.rules_out(i, len(frame), blocks))], key=len)
 
 
 def decompress(frame, offset: int = 0, size: int | None = None, *, model=None) -> bytes:

@@ -97,7 +97,7 @@ def test_default_fallback_keeps_the_smaller_of_llm_and_lz77(gpt2):
     assert {text_method, binary_method} <= llm_module._FALLBACK_METHODS
     assert len(text_payload) < len(llm_alone)
     # ... and the other way: where the fallback would be larger, the model's payload is kept.
-    codec._fallback_payload = lambda block: (2, bytes(len(block) + 1))
+    codec._fallback_payload = lambda block, bounds=None: (2, bytes(len(block) + 1))
     (method, payload), = codec.encode_blocks([text])
     assert method == 3 and payload == llm_alone
 

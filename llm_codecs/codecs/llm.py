@@ -22,6 +22,7 @@ import numpy as np
 from ..coding.scale import check_scale_bits
 from ..coding.varint import get_varint, put_varint
 from ..errors import CodecError, CorruptDataError
+from . import plain_bounds
 from .base import BlockCodec, check_int_param
 from .llm_fingerprint import PAYLOAD_LAYOUT, FingerprintPolicy, NumericsWarning
 from .llm_schedule import (
@@ -433,10 +434,14 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
                               make_codec("cm")]
         return self._fallback
 
-    def _fallback_payload(self, block: bytes) -> tuple[int, bytes]:
-        """The smallest classic payload of ``block``: ``(method, payload)``."""
+    def _fallback_payload(self, block: bytes,
+                          bounds: plain_bounds.PlainFrameBounds | None = None) -> tuple[int, bytes]:
+        """The smallest classic payload of ``block``: ``(method, payload)``; every fallback's
+        size counted in ``bounds`` when given."""
         coded = [(c.method_id, c.encode_block(block)) for c in self._fallback_codecs()]
         _fallback_ready.set()
+        if bounds is not None:
+            bounds.add(len(block), [len(payload) for _, payload in coded])
         return min(coded, key=lambda pair: len(pair[1]))
 
     @property
@@ -451,31 +456,34 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         Blocks are coded in parallel threads (:attr:`workers`); each block's bits depend only on
         the block and the configuration, never on which blocks run beside it.
         """
+        # Read here, in the caller's context: the pool's threads do not see its variables.
+        bounds = plain_bounds.current() if self.fallback else None
         if len(blocks) <= 1 or self.workers <= 1:
-            return [self._encode_one(b) for b in blocks]
+            return [self._encode_one(b, bounds) for b in blocks]
         _ = self.loaded  # load once, before the threads race for it
         workers = min(self.workers, len(blocks))
         with self.side_by_side(workers), ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(self._encode_one, blocks))
+            return list(pool.map(self._encode_one, blocks, [bounds] * len(blocks)))
 
     def side_by_side(self, blocks: int):
         """Context in which ``blocks`` blocks are coded at once: each block's forward then
         keeps to its share of the CPUs (:meth:`lane_parts`)."""
         return GATE.side_by_side(blocks)
 
-    def _encode_one(self, block: bytes) -> tuple[int, bytes]:
+    def _encode_one(self, block: bytes,
+                    bounds: plain_bounds.PlainFrameBounds | None = None) -> tuple[int, bytes]:
         if not self.fallback:
             coded = self.encode_block(block) if block else b""
             if coded is None:
                 raise CodecError("the model's tokenizer cannot represent this block")
             return self.method_id, coded
         if not block or looks_binary(block):
-            return self._fallback_payload(block)
+            return self._fallback_payload(block, bounds)
         if _fallback_ready.is_set():
             # The fallback runs beside the model: numba and liblzma release the GIL while they
             # code. It is done long before the model's probe asks for its size.
             with ThreadPoolExecutor(1) as pool:
-                fallback = pool.submit(self._fallback_payload, block)
+                fallback = pool.submit(self._fallback_payload, block, bounds)
                 rival = (lambda: len(fallback.result()[1])) if self.probe else None
                 coded = self.encode_block(block, rival)
                 method, payload = fallback.result()
@@ -487,7 +495,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
             # not depend on what the process did before.
             late = _LateRival() if self.probe else None
             coded = self.encode_block(block, late)
-            method, payload = self._fallback_payload(block)
+            method, payload = self._fallback_payload(block, bounds)
             if late is not None and late.looks:
                 if late.gives_up(len(payload)):
                     coded = None
