@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .. import compile_helper
 from ..coding import _cm3_kernel as _cm3
 from ..coding import _cm_kernel as _cm
 from ..errors import CorruptDataError
@@ -134,6 +135,7 @@ class ContextMixingV3Codec(ContextMixingV2Codec):
         return frozenset({self.method_id})
 
     def _run(self, data, n, decode, payload, out) -> int:
+        compile_helper.wait_for("cm")  # on a fresh install, another process may compile it
         return _cm3.run(data, n, decode, payload, out, _SQUASH, _STRETCH, _RATES_V3, self.jpeg,
                         self.deflate)
 

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .. import compile_helper
 from ..coding.scale import check_scale_bits
 from ..coding.varint import get_varint, put_varint
 from ..errors import CodecError, CorruptDataError
@@ -65,6 +66,17 @@ def available_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def usable_cpus() -> int:
+    """CPUs this process's work may keep busy: :func:`available_cpus`, at most
+    ``OMP_NUM_THREADS`` where it is set (the limit torch and the BLAS libraries obey, which Dask
+    sets to 1 in its worker processes so that processes sharing a machine do not each take all
+    of it)."""
+    cpus = available_cpus()
+    with contextlib.suppress(KeyError, ValueError):
+        cpus = min(cpus, max(1, int(os.environ["OMP_NUM_THREADS"])))
+    return cpus
 
 
 def looks_binary(block: bytes) -> bool:
@@ -373,16 +385,11 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         :data:`~llm_codecs.parts.MIN_PART_LANES` lanes. The frame is the same
         whatever it is.
 
-        The CPUs are those of :func:`available_cpus`, at most ``OMP_NUM_THREADS`` where it is
-        set: the limit torch and the BLAS libraries obey, which Dask sets to 1 in its worker
-        processes so that processes sharing a machine do not each take all of it.
+        The CPUs are those of :func:`usable_cpus`.
         """
         from ..parts import MIN_PART_LANES
 
-        cpus = available_cpus()
-        with contextlib.suppress(KeyError, ValueError):
-            cpus = min(cpus, max(1, int(os.environ["OMP_NUM_THREADS"])))
-        spare = cpus // (max(1, GATE.active) * self.run_threads())
+        spare = usable_cpus() // (max(1, GATE.active) * self.run_threads())
         return max(1, min(spare, lanes // MIN_PART_LANES))
 
     def _schedule(self, loaded, lanes: int, steps: int, start_id: int, tokens=None):
@@ -438,6 +445,8 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
                           bounds: plain_bounds.PlainFrameBounds | None = None) -> tuple[int, bytes]:
         """The smallest classic payload of ``block``: ``(method, payload)``; every fallback's
         size counted in ``bounds`` when given."""
+        # On a fresh install: context mixing compiles in a helper while LZ77 compiles here.
+        compile_helper.start(("cm",), usable_cpus())
         coded = [(c.method_id, c.encode_block(block)) for c in self._fallback_codecs()]
         _fallback_ready.set()
         if bounds is not None:
@@ -553,6 +562,8 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
     def _encode_ids(self, loaded, ids: np.ndarray, rival=None) -> bytes | None:
         from .llm_steps import EncodingSide, run_steps
 
+        compile_helper.start(("tables",), usable_cpus())
+
         T = len(ids)
         used, steps = lane_layout(T, self.lanes)
         start_id = self._start_id(loaded)
@@ -624,6 +635,7 @@ class LanguageModelCodec(FingerprintPolicy, BlockCodec):
         if most is not None and most < T:
             raise CorruptDataError(f"LLM payload: {len(stream)} bytes cannot code {T} tokens")
         start_id = self._start_id(loaded)
+        compile_helper.start(("tables",), usable_cpus())
         side = DecodingSide(stream, self.scale_bits)
         tokens = run_steps(self._schedule(loaded, used, steps, start_id),
                            self._mixer(loaded, used, steps), T, used, steps, start_id, side)

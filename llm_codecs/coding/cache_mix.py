@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import compile_helper
 from ..growth import grown
 from ..parts import part_bounds, run_parts
 from . import _match_kernel as match
@@ -115,6 +116,7 @@ class TokenCacheMixer:
         The tables live in host memory (numpy), where the coder reads them, whatever the
         device of ``logits``.
         """
+        compile_helper.wait_for("tables")  # on a fresh install, another process may compile them
         x = logits.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
         if x.shape != self._weights.shape:
             raise ValueError(f"logits of shape {x.shape}, expected {self._weights.shape}")
