@@ -33,6 +33,8 @@ from collections.abc import Callable, Sequence
 
 __all__ = ["GROUPS", "start", "wait_for"]
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
 #: Longest wait for a helper's group, in seconds: past it, the caller compiles the kernels
 #: itself (a helper compiles a group in seconds to tens of seconds).
 WAIT_LIMIT = 300.0
@@ -117,14 +119,12 @@ class _Helper:
     def __init__(self, groups: Sequence[str]):
         self.pid = os.getpid()
         self.done = {group: threading.Event() for group in groups}
-        # This very package first on the path: the kernels cached are those of its files.
-        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path)
+        # -P: not the working directory first on the path, where a file could shadow a module.
+        # The helper checks that it imported this very package (the cache is per source file).
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "llm_codecs.compile_helper", *groups],
+            [sys.executable, "-P", "-m", "llm_codecs.compile_helper", _PACKAGE, *groups],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=env, text=True)
+            env=dict(os.environ, OMP_NUM_THREADS="1"), text=True)
         threading.Thread(target=self._read, name="llmz-compile-helper", daemon=True).start()
 
     def _read(self) -> None:
@@ -200,9 +200,12 @@ if hasattr(os, "register_at_fork"):
 
 
 def main(argv: Sequence[str]) -> None:
-    """Compile each group named in ``argv``, printing its name when done (or failed: the
-    process that asked then compiles what is missing itself)."""
-    for group in argv:
+    """Compile each group named in ``argv[1:]``, printing its name when done (or failed: the
+    process that asked then compiles what is missing itself); nothing if this is not the
+    package at ``argv[0]``, whose kernels the asking process uses."""
+    if not argv or os.path.realpath(argv[0]) != os.path.realpath(_PACKAGE):
+        return
+    for group in argv[1:]:
         with contextlib.suppress(Exception):  # whoever needs the group compiles it itself
             GROUPS[group][1]()
         print(group, flush=True)

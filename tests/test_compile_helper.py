@@ -115,3 +115,17 @@ def test_a_forked_child_does_not_wait_for_its_parents_helper(fresh_state, monkey
         os._exit(0 if time.perf_counter() - began < 5 and not compile_helper._helpers else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_helper_prints_each_group_even_if_it_fails_and_only_for_this_package(monkeypatch,
+                                                                                    capsys):
+    def fails():
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setitem(compile_helper.GROUPS, "fine", (None, lambda: None))
+    monkeypatch.setitem(compile_helper.GROUPS, "broken", (None, fails))
+    compile_helper.main([compile_helper._PACKAGE, "broken", "fine"])
+    assert capsys.readouterr().out.split() == ["broken", "fine"]
+    # Another copy of the package caches other files' kernels: the helper does nothing.
+    compile_helper.main([os.path.dirname(compile_helper._PACKAGE), "fine"])
+    assert capsys.readouterr().out == ""
