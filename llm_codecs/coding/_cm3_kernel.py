@@ -35,9 +35,12 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .. import wide_vectors
 from . import _deflate_model as _defl
 from . import _jpeg_model as _jpeg
 from ._cm_kernel import coder_bit, coder_finish, coder_start
+
+wide_vectors.install()  # before the kernels below compile
 
 #: Hashed contexts of the model (see the module docstring, in order).
 N_CONTEXTS = 18

@@ -22,6 +22,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .. import wide_vectors
+
+wide_vectors.install()  # before the kernels below compile
+
 #: The contexts of each version of the model, as ``orders``: ``n > 0`` hashes the ``n``
 #: bytes before the one being coded, ``0`` the current word, ``-1`` the column (the byte
 #: above in the previous line, the byte before, the column). Version 1 is method 5,

@@ -5,6 +5,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .. import wide_vectors
+
+wide_vectors.install()  # before the kernels below compile
+
 _HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 

@@ -27,6 +27,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .. import wide_vectors
+
+wide_vectors.install()  # before the kernels below compile
+
 #: The last bytes of decoded data the model keeps (deflate's largest distance).
 WINDOW = 1 << 15
 #: Symbols a block of fixed codes must decode to before the model speaks (any bits decode as

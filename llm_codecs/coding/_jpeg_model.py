@@ -20,6 +20,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .. import wide_vectors
+
+wide_vectors.install()  # before the kernels below compile
+
 #: Bytes of a marker segment the model keeps (a DHT of four full tables is 1,092).
 SEGMENT_BYTES = 2048
 #: The state's slots.

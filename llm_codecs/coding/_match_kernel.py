@@ -19,8 +19,11 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from .. import wide_vectors
 from . import _successor_kernel as successors
 from ._context import context_hash as _context_hash
+
+wide_vectors.install()  # before the kernels below compile
 
 #: Probability buckets of the predicted token before adjustment: >= 1/4, 1/16, 1/64, less.
 BUCKETS = 4

@@ -11,6 +11,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .. import wide_vectors
+
+wide_vectors.install()  # before the kernels below compile
+
 _F32_MAX = np.float32(np.finfo(np.float32).max)
 _WEIGHT_SCALE = np.float32(2.0**32)
 

@@ -26,8 +26,11 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from .. import wide_vectors
 from ._context import context_hash as _context_hash
 from ._quantize_kernel import log2_fixed
+
+wide_vectors.install()  # before the kernels below compile
 
 #: Successors kept per context.
 ENTRIES = 16

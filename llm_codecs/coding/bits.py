@@ -25,6 +25,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .. import wide_vectors
+
+wide_vectors.install()  # before the kernels below compile
+
 __all__ = ["bytes_to_words", "end_error", "flush_bits", "peek_bits", "put_bits",
            "words_to_bytes"]
 

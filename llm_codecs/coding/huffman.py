@@ -35,6 +35,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .. import wide_vectors
 from ..errors import CorruptDataError
 from .bits import (
     bytes_to_words,
@@ -44,6 +45,8 @@ from .bits import (
     put_bits,
     words_to_bytes,
 )
+
+wide_vectors.install()  # before the kernels below compile
 
 __all__ = [
     "CL_ORDER",

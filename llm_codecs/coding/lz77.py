@@ -37,7 +37,10 @@ import numba as nb
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 
+from .. import wide_vectors
 from .bits import bytes_to_words, end_error, flush_bits, peek_bits, put_bits, words_to_bytes
+
+wide_vectors.install()  # before the kernels below compile
 
 __all__ = [
     "DIST_ALPHABET",

@@ -46,8 +46,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .. import wide_vectors
 from ..errors import CorruptDataError
 from .scale import check_scale_bits
+
+wide_vectors.install()  # before the kernels below compile
 
 __all__ = [
     "RANS_L",

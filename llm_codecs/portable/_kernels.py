@@ -14,6 +14,10 @@ import math
 import numba
 import numpy as np
 
+from .. import wide_vectors
+
+wide_vectors.install()  # before the kernels below compile
+
 _OPTS = {"cache": True, "nogil": True, "boundscheck": False}
 ACT_LIMIT = 1 << 30
 RESIDUAL_LIMIT = 1 << 46
