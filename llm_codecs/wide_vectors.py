@@ -35,8 +35,13 @@ _lock = threading.Lock()
 _installed = False
 
 
-def _is_ours(function) -> bool:
-    return bool(function.blocks) and _MARK in function.name
+def _mark(module) -> None:
+    """Give ``module``'s function definitions of this package :data:`ATTRIBUTE`."""
+    for function in module.functions:
+        if function.blocks and _MARK in function.name:
+            # llvmlite's ``add`` takes only the names it lists; a string attribute in the set
+            # is printed as given.
+            set.add(function.attributes, ATTRIBUTE)
 
 
 def install() -> bool:
@@ -59,12 +64,10 @@ def install() -> bool:
             return False
 
         def post_lowering(self, mod, library):
-            for function in mod.functions:
-                if _is_ours(function):
-                    # llvmlite's ``add`` takes only the names it lists; a string attribute in
-                    # the set is printed as given (another llvmlite: numba's defaults).
-                    with contextlib.suppress(TypeError):
-                        set.add(function.attributes, ATTRIBUTE)
+            # This runs for every function numba compiles in the process, the user's too: a
+            # numba or llvmlite whose internals differ only loses the mark, never a compile.
+            with contextlib.suppress(Exception):
+                _mark(mod)
             return lower_done(self, mod, library)
 
         cpu.CPUContext.post_lowering = post_lowering

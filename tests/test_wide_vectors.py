@@ -72,3 +72,22 @@ def test_install_is_idempotent():
     hook = cpu.CPUContext.post_lowering
     assert wide_vectors.install()
     assert cpu.CPUContext.post_lowering is hook  # not wrapped twice
+
+
+def test_a_failing_mark_never_stops_a_compile(monkeypatch):
+    import numba
+
+    def broken(module):
+        raise AttributeError("an llvmlite whose functions look otherwise")
+
+    monkeypatch.setattr(wide_vectors, "_mark", broken)
+    assert wide_vectors.install()
+
+    @numba.njit  # not cached: compiled here, through the hook
+    def square_sum(n):
+        total = 0
+        for i in range(n):
+            total += i * i
+        return total
+
+    assert square_sum(10) == 285
